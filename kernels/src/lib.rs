@@ -1,0 +1,23 @@
+//! Scoring kernels for float embeddings.
+//!
+//! The instruction set is chosen once per process ([`Isa::active`]): AVX-512F,
+//! else AVX2 with FMA, else portable scalar code. Every kernel exists in each
+//! flavour, and tests compare all flavours the machine supports against an f64
+//! reference, so the scalar path is always exercised even on AVX-512 hardware.
+//!
+//! Scans ([`scan_topk`], [`scan_topk_batch`]) split a gallery into chunks that
+//! rayon scores in parallel on whatever pool the caller runs them in; each
+//! chunk keeps its own [`TopK`] and the partial results are merged.
+
+#![warn(missing_docs)]
+
+mod dispatch;
+mod scalar;
+mod scan;
+mod topk;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use dispatch::{Isa, Kernels};
+pub use scan::{Cancelled, Metric, RowFilter, ScanParams, scan_topk, scan_topk_batch};
+pub use topk::{Hit, TopK};
