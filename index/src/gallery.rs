@@ -1,0 +1,528 @@
+//! A gallery: the durable set of fixed-dimension vectors of one modality.
+//!
+//! Writes go to the write-ahead log first (fsynced) and then to the in-memory
+//! tail; when the tail reaches `flush_records` it is written out as an
+//! immutable, checksummed segment, the manifest is replaced atomically and the
+//! log is emptied. Deletes are logged tombstones; compaction rewrites the
+//! segments that hold deleted rows, so that deleted template bytes are gone
+//! from every data file, the log included.
+//!
+//! Concurrency: one writer at a time (the `writer` mutex orders log appends,
+//! flushes and compactions); searches and reads share the `state` read lock
+//! and see either all or nothing of a write.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use biomatch_kernels::{Kernels, Metric, ScanParams, TopK, scan_topk};
+use parking_lot::{Mutex, RwLock};
+use tracing::{error, info, warn};
+
+use crate::error::{IndexError, Result, io_err};
+use crate::fsutil::sync_dir;
+use crate::manifest::{Manifest, SegmentEntry};
+use crate::record::RecordMeta;
+use crate::segment::Segment;
+use crate::state::{Loc, SegSlot, State};
+use crate::wal::{Wal, WalEntry, WalEntryRef};
+
+const MANIFEST: &str = "MANIFEST";
+const WAL: &str = "wal.log";
+
+/// Tunables of a gallery.
+#[derive(Clone, Debug)]
+pub struct GalleryOptions {
+    /// Unflushed records that trigger writing a segment. Larger means fewer,
+    /// bigger segments and a longer log replay after a crash.
+    pub flush_records: usize,
+}
+
+impl Default for GalleryOptions {
+    fn default() -> Self {
+        GalleryOptions { flush_records: 65_536 }
+    }
+}
+
+/// A record to enroll.
+#[derive(Clone, Debug)]
+pub struct NewRecord {
+    /// Its metadata.
+    pub meta: RecordMeta,
+    /// Its vector; must have the gallery's dimension.
+    pub vector: Vec<f32>,
+}
+
+/// A stored record as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecord {
+    /// Its metadata.
+    pub meta: RecordMeta,
+    /// Its vector, when asked for.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A 1:N search.
+#[derive(Clone, Copy)]
+pub struct Search<'a> {
+    /// Probe vector, the gallery's dimension.
+    pub probe: &'a [f32],
+    /// Number of hits wanted.
+    pub k: usize,
+    /// Hits scoring below this are dropped.
+    pub min_score: f32,
+    /// Only records whose metadata contains all these pairs.
+    pub filter: Option<&'a BTreeMap<String, String>>,
+    /// Raised when the caller gives up (deadline, disconnect).
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchHit {
+    /// Record id.
+    pub record_id: String,
+    /// Its subject.
+    pub subject_id: String,
+    /// Inner product with the probe.
+    pub score: f32,
+}
+
+/// Sizes and state of a gallery.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GalleryStats {
+    /// Live records.
+    pub records: u64,
+    /// Distinct subjects among them.
+    pub subjects: u64,
+    /// Deleted rows whose bytes are still on disk.
+    pub pending_deletes: u64,
+    /// Segment files.
+    pub segments: u32,
+    /// Live records not yet in a segment.
+    pub unflushed: u64,
+    /// Bytes of segments and log.
+    pub disk_bytes: u64,
+}
+
+struct Writer {
+    wal: Wal,
+    manifest: Manifest,
+}
+
+/// A durable gallery of `dim`-dimensional vectors.
+pub struct Gallery {
+    name: String,
+    dir: PathBuf,
+    dim: usize,
+    opts: GalleryOptions,
+    kernels: Kernels,
+    writer: Mutex<Writer>,
+    state: RwLock<State>,
+}
+
+impl Gallery {
+    /// Creates an empty gallery in `dir` (which must not hold one yet).
+    pub fn create(dir: &Path, name: &str, dim: usize, opts: GalleryOptions) -> Result<Gallery> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Manifest::new(dim).save(&dir.join(MANIFEST))?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        Gallery::open(dir, name, opts)
+    }
+
+    /// Opens the gallery in `dir`: verifies every segment, applies the
+    /// manifest's tombstones and replays the write-ahead log.
+    pub fn open(dir: &Path, name: &str, opts: GalleryOptions) -> Result<Gallery> {
+        let manifest = Manifest::load(&dir.join(MANIFEST))?;
+        let dim = manifest.dim;
+        remove_orphans(dir, &manifest)?;
+        let mut state = State::new(dim);
+        for e in &manifest.segments {
+            let seg = Segment::open(&dir.join(Segment::file_name(e.id)), e.id, dim)?;
+            if seg.len() as u64 != e.rows {
+                return Err(crate::error::corrupt(seg.path(), format!("has {} rows, manifest says {}", seg.len(), e.rows)));
+            }
+            state.slots.push(SegSlot::new(seg, &e.deleted));
+        }
+        state.rebuild_locs();
+        let (wal, entries) = Wal::open(&dir.join(WAL), dim)?;
+        let replayed = entries.len();
+        for entry in entries {
+            match entry {
+                // Already live: the log outlived the flush that stored it.
+                WalEntry::Insert { meta, .. } if state.ids.contains_key(&meta.record_id) => {}
+                WalEntry::Insert { meta, vector } => {
+                    let row = state.mem.push(meta, &vector);
+                    state.add_live(Loc::Mem(row));
+                }
+                WalEntry::Delete { record_id } => {
+                    state.remove_live(&record_id);
+                }
+            }
+        }
+        info!(gallery = name, dim, segments = state.slots.len(), records = state.ids.len(), replayed, "gallery opened");
+        Ok(Gallery {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            dim,
+            opts,
+            kernels: Kernels::active(),
+            writer: Mutex::new(Writer { wal, manifest }),
+            state: RwLock::new(state),
+        })
+    }
+
+    /// The gallery's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Enrolls a batch with one log append and one fsync. Each record gets
+    /// its own outcome: a wrong dimension or an id that is already live (or
+    /// repeated within the batch) is refused without affecting the others.
+    /// When this returns, every `Ok` record is durable.
+    pub fn insert(&self, items: Vec<NewRecord>) -> Vec<Result<()>> {
+        let mut w = self.writer.lock();
+        let mut results: Vec<Result<()>> = Vec::with_capacity(items.len());
+        let mut accepted = Vec::new();
+        {
+            let st = self.state.read();
+            let mut seen = HashSet::new();
+            for (i, it) in items.iter().enumerate() {
+                results.push(if it.vector.len() != self.dim {
+                    Err(IndexError::Dimension { expected: self.dim, got: it.vector.len() })
+                } else if st.ids.contains_key(&it.meta.record_id) || !seen.insert(it.meta.record_id.as_str()) {
+                    Err(IndexError::AlreadyExists(it.meta.record_id.clone()))
+                } else {
+                    accepted.push(i);
+                    Ok(())
+                });
+            }
+        }
+        let refs: Vec<WalEntryRef<'_>> = accepted
+            .iter()
+            .map(|&i| WalEntryRef::Insert { meta: &items[i].meta, vector: &items[i].vector })
+            .collect();
+        if let Err(e) = w.wal.append(&refs) {
+            error!(gallery = %self.name, error = %e, "write-ahead log append failed");
+            let msg = e.to_string();
+            for &i in &accepted {
+                results[i] = Err(IndexError::Io { path: self.dir.join(WAL), source: std::io::Error::other(msg.clone()) });
+            }
+            return results;
+        }
+        drop(refs);
+        {
+            let mut st = self.state.write();
+            let accepted: HashSet<usize> = accepted.into_iter().collect();
+            for (i, it) in items.into_iter().enumerate() {
+                if accepted.contains(&i) {
+                    let row = st.mem.push(it.meta, &it.vector);
+                    st.add_live(Loc::Mem(row));
+                }
+            }
+        }
+        if self.state.read().mem.len() >= self.opts.flush_records
+            && let Err(e) = self.flush_locked(&mut w)
+        {
+            // The records are durable in the log; the flush is retried later.
+            error!(gallery = %self.name, error = %e, "flush failed");
+        }
+        results
+    }
+
+    /// Tombstones the given records (durably) and returns the ids that were
+    /// live. Unknown ids are ignored.
+    pub fn delete(&self, record_ids: &[String]) -> Result<Vec<String>> {
+        let mut w = self.writer.lock();
+        let live: Vec<&String> = {
+            let st = self.state.read();
+            record_ids.iter().filter(|id| st.ids.contains_key(id.as_str())).collect()
+        };
+        let refs: Vec<WalEntryRef<'_>> = live.iter().map(|id| WalEntryRef::Delete { record_id: id }).collect();
+        w.wal.append(&refs)?;
+        let mut st = self.state.write();
+        Ok(live.into_iter().filter(|id| st.remove_live(id)).cloned().collect())
+    }
+
+    /// Tombstones every record of `subject`; returns their ids.
+    pub fn delete_subject(&self, subject: &str) -> Result<Vec<String>> {
+        let ids = self.subject_records(subject);
+        self.delete(&ids)
+    }
+
+    /// True when `record_id` is live here.
+    pub fn contains(&self, record_id: &str) -> bool {
+        self.state.read().ids.contains_key(record_id)
+    }
+
+    /// Live record ids of `subject` (empty when unknown here).
+    pub fn subject_records(&self, subject: &str) -> Vec<String> {
+        self.state.read().subjects.get(subject).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Reads a live record.
+    pub fn get(&self, record_id: &str, with_vector: bool) -> Option<StoredRecord> {
+        let st = self.state.read();
+        let loc = *st.ids.get(record_id)?;
+        Some(StoredRecord { meta: st.meta(loc).clone(), vector: with_vector.then(|| st.vector(loc).to_vec()) })
+    }
+
+    /// Scores `probe` against each live record of `subject`: `(record id,
+    /// score)` pairs, or None when the subject has no record here.
+    pub fn score_subject(&self, probe: &[f32], subject: &str) -> Result<Option<Vec<(String, f32)>>> {
+        self.check_dim(probe)?;
+        let st = self.state.read();
+        let Some(ids) = st.subjects.get(subject) else { return Ok(None) };
+        Ok(Some(ids.iter().map(|id| (id.clone(), self.kernels.dot(probe, st.vector(st.ids[id])))).collect()))
+    }
+
+    /// Scores `probe` against one live record: `(subject, score)`.
+    pub fn score_record(&self, probe: &[f32], record_id: &str) -> Result<Option<(String, f32)>> {
+        self.check_dim(probe)?;
+        let st = self.state.read();
+        Ok(st.ids.get(record_id).map(|loc| (st.meta(*loc).subject_id.clone(), self.kernels.dot(probe, st.vector(*loc)))))
+    }
+
+    /// Exact top-k records by inner product.
+    pub fn search(&self, s: &Search<'_>) -> Result<Vec<SearchHit>> {
+        self.check_dim(s.probe)?;
+        let st = self.state.read();
+        let st: &State = &st;
+        let filter = |id: u64| {
+            let loc = st.loc_of_scan_id(id);
+            !st.is_deleted(loc) && s.filter.is_none_or(|f| st.meta(loc).matches(f))
+        };
+        let params = ScanParams {
+            metric: Metric::InnerProduct,
+            k: s.k,
+            min_score: s.min_score,
+            cancel: s.cancel,
+            filter: Some(&filter),
+        };
+        let mut top = TopK::new(s.k);
+        for (b, rows) in st.blocks() {
+            if !rows.is_empty() {
+                top = top.merge(scan_topk(self.kernels, s.probe, rows, (b as u64) << 32, &params)?);
+            }
+        }
+        Ok(top
+            .into_sorted_vec()
+            .into_iter()
+            .map(|h| {
+                let m = st.meta(st.loc_of_scan_id(h.id));
+                SearchHit { record_id: m.record_id.clone(), subject_id: m.subject_id.clone(), score: h.score }
+            })
+            .collect())
+    }
+
+    /// Exact top-k *subjects*: each subject's best record, best first. Asks
+    /// the scan for more records than `k` and widens until `k` distinct
+    /// subjects are found or the gallery is exhausted, so the answer is exact
+    /// however many records a subject holds.
+    pub fn search_subjects(&self, s: &Search<'_>) -> Result<Vec<SearchHit>> {
+        let mut want = s.k.saturating_mul(4).max(16);
+        loop {
+            let hits = self.search(&Search { k: want, ..*s })?;
+            let exhausted = hits.len() < want;
+            let mut seen = HashSet::new();
+            let best: Vec<SearchHit> = hits.into_iter().filter(|h| seen.insert(h.subject_id.clone())).take(s.k).collect();
+            if best.len() == s.k || exhausted {
+                return Ok(best);
+            }
+            want = want.saturating_mul(4);
+        }
+    }
+
+    /// Live records in id order, starting after `after`, at most `limit`.
+    /// With `subject`, only that subject's records.
+    pub fn list(&self, after: Option<&str>, limit: usize, subject: Option<&str>, with_vectors: bool) -> Vec<StoredRecord> {
+        let st = self.state.read();
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let read = |id: &str| {
+            let loc = st.ids[id];
+            StoredRecord { meta: st.meta(loc).clone(), vector: with_vectors.then(|| st.vector(loc).to_vec()) }
+        };
+        match subject {
+            Some(s) => st.subjects.get(s).map_or_else(Vec::new, |set| {
+                set.range::<str, _>((lower, Bound::Unbounded)).take(limit).map(|id| read(id)).collect()
+            }),
+            None => st.ids.range::<str, _>((lower, Bound::Unbounded)).take(limit).map(|(id, _)| read(id)).collect(),
+        }
+    }
+
+    /// Sizes and state.
+    pub fn stats(&self) -> GalleryStats {
+        let wal_len = self.writer.lock().wal.len();
+        let st = self.state.read();
+        GalleryStats {
+            records: st.ids.len() as u64,
+            subjects: st.subjects.len() as u64,
+            pending_deletes: st.pending_deletes() as u64,
+            segments: st.slots.len() as u32,
+            unflushed: (st.mem.len() - st.mem.n_deleted) as u64,
+            disk_bytes: wal_len + st.slots.iter().map(|s| s.seg.file_len()).sum::<u64>(),
+        }
+    }
+
+    /// Deleted rows whose bytes are still on disk.
+    pub fn pending_deletes(&self) -> usize {
+        self.state.read().pending_deletes()
+    }
+
+    /// Writes the in-memory tail to a segment and empties the log.
+    pub fn flush(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        self.flush_locked(&mut w)
+    }
+
+    fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+        let mut manifest = w.manifest.clone();
+        let new_seg = {
+            let st = self.state.read();
+            let live = st.mem.live_rows();
+            if live.is_empty() {
+                None
+            } else {
+                let id = manifest.next_segment_id;
+                let path = self.dir.join(Segment::file_name(id));
+                let metas: Vec<&RecordMeta> = live.iter().map(|r| &st.mem.metas[*r]).collect();
+                Segment::write(&path, self.dim, &metas, live.iter().map(|r| st.vector(Loc::Mem(*r as u32))))?;
+                let seg = Segment::open(&path, id, self.dim)?;
+                manifest.next_segment_id = id + 1;
+                manifest.segments.push(SegmentEntry { id, rows: seg.len() as u64, deleted: Vec::new() });
+                Some(seg)
+            }
+        };
+        {
+            // Tombstones logged since the last flush must reach the manifest
+            // before the log that holds them is emptied.
+            let st = self.state.read();
+            for (e, slot) in manifest.segments.iter_mut().zip(&st.slots) {
+                e.deleted = slot.deleted_rows();
+            }
+        }
+        manifest.save(&self.dir.join(MANIFEST))?;
+        {
+            let mut st = self.state.write();
+            if let Some(seg) = new_seg {
+                let s = st.slots.len() as u32;
+                let ids: Vec<String> = seg.metas().iter().map(|m| m.record_id.clone()).collect();
+                st.slots.push(SegSlot::new(seg, &[]));
+                for (r, id) in ids.into_iter().enumerate() {
+                    st.ids.insert(id, Loc::Seg(s, r as u32));
+                }
+            }
+            st.mem = Default::default();
+        }
+        w.manifest = manifest;
+        w.wal.reset()
+    }
+
+    /// Flushes, then rewrites every segment that holds deleted rows without
+    /// them and removes the old files. Afterwards no data file of this gallery
+    /// holds a deleted record's template. Returns the number of rows purged.
+    pub fn compact(&self) -> Result<usize> {
+        let mut w = self.writer.lock();
+        let purged = self.state.read().pending_deletes();
+        self.flush_locked(&mut w)?;
+        let mut manifest = w.manifest.clone();
+        // slot index -> replacement, or None when nothing in it is live
+        let mut replaced: BTreeMap<usize, Option<Segment>> = BTreeMap::new();
+        {
+            let st = self.state.read();
+            for (i, slot) in st.slots.iter().enumerate().filter(|(_, s)| s.n_deleted > 0) {
+                let live = slot.live_rows();
+                if live.is_empty() {
+                    replaced.insert(i, None);
+                    continue;
+                }
+                let id = manifest.next_segment_id;
+                manifest.next_segment_id += 1;
+                let path = self.dir.join(Segment::file_name(id));
+                let metas: Vec<&RecordMeta> = live.iter().map(|r| slot.seg.meta(*r)).collect();
+                Segment::write(&path, self.dim, &metas, live.iter().map(|r| slot.seg.vector(*r)))?;
+                replaced.insert(i, Some(Segment::open(&path, id, self.dim)?));
+            }
+            if replaced.is_empty() {
+                return Ok(purged);
+            }
+            manifest.segments = st
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, slot)| match replaced.get(&i) {
+                    None => Some(SegmentEntry { id: slot.seg.id(), rows: slot.seg.len() as u64, deleted: slot.deleted_rows() }),
+                    Some(Some(seg)) => Some(SegmentEntry { id: seg.id(), rows: seg.len() as u64, deleted: Vec::new() }),
+                    Some(None) => None,
+                })
+                .collect();
+        }
+        // The commit point. If it fails nothing durable changed, and the new
+        // files are orphans that the next open removes.
+        manifest.save(&self.dir.join(MANIFEST))?;
+        let mut old_paths = Vec::new();
+        {
+            let mut st = self.state.write();
+            let mut slots = Vec::new();
+            for (i, slot) in std::mem::take(&mut st.slots).into_iter().enumerate() {
+                match replaced.remove(&i) {
+                    None => slots.push(slot),
+                    Some(new) => {
+                        old_paths.push(slot.seg.path().to_path_buf());
+                        slots.extend(new.map(|seg| SegSlot::new(seg, &[])));
+                    }
+                }
+            }
+            st.slots = slots;
+            st.rebuild_locs();
+        }
+        w.manifest = manifest;
+        for p in &old_paths {
+            std::fs::remove_file(p).map_err(io_err(p))?;
+        }
+        sync_dir(&self.dir)?;
+        info!(gallery = %self.name, purged, rewritten = old_paths.len(), "compaction done");
+        Ok(purged)
+    }
+
+    fn check_dim(&self, v: &[f32]) -> Result<()> {
+        if v.len() == self.dim { Ok(()) } else { Err(IndexError::Dimension { expected: self.dim, got: v.len() }) }
+    }
+}
+
+/// Removes files a crash left behind: temporaries and segments the manifest
+/// does not list (written by a flush or compaction that did not commit, or
+/// superseded by one whose old files were not yet removed).
+fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let live: HashSet<String> = manifest.segments.iter().map(|e| Segment::file_name(e.id)).collect();
+    let mut removed = false;
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let orphan = name.ends_with(".tmp") || (name.starts_with("seg-") && name.ends_with(".seg") && !live.contains(&name));
+        if orphan {
+            warn!(file = %path.display(), "removing file left by an interrupted flush or compaction");
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+

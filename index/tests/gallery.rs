@@ -1,0 +1,222 @@
+//! Black-box tests of galleries through the crate's public API, on real files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use biomatch_index::{Catalog, Entry, Gallery, GalleryOptions, IndexError, NewRecord, RecordMeta, Search};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+const DIM: usize = 24;
+
+fn unit(rng: &mut StdRng) -> Vec<f32> {
+    let v: Vec<f32> = (0..DIM).map(|_| rng.random::<f32>() - 0.5).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn rec(i: usize, v: Vec<f32>) -> NewRecord {
+    let mut metadata = BTreeMap::new();
+    metadata.insert("site".to_string(), if i % 3 == 0 { "north" } else { "south" }.to_string());
+    NewRecord {
+        meta: RecordMeta {
+            record_id: format!("r{i:05}"),
+            subject_id: format!("s{}", i / 2),
+            metadata,
+            quality: 50.0,
+            enrolled_at_ms: i as u64,
+        },
+        vector: v,
+    }
+}
+
+fn fill(g: &Gallery, n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let vs: Vec<Vec<f32>> = (0..n).map(|_| unit(&mut rng)).collect();
+    for chunk in vs.iter().enumerate().collect::<Vec<_>>().chunks(97) {
+        let res = g.insert(chunk.iter().map(|(i, v)| rec(*i, (*v).clone())).collect());
+        assert!(res.iter().all(|r| r.is_ok()));
+    }
+    vs
+}
+
+fn brute(vs: &[Vec<f32>], probe: &[f32], k: usize, skip: &dyn Fn(usize) -> bool) -> Vec<String> {
+    let mut s: Vec<(f32, usize)> = vs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !skip(*i))
+        .map(|(i, v)| (v.iter().zip(probe).map(|(a, b)| a * b).sum(), i))
+        .collect();
+    s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    s.into_iter().take(k).map(|(_, i)| format!("r{i:05}")).collect()
+}
+
+fn search(g: &Gallery, probe: &[f32], k: usize) -> Vec<String> {
+    g.search(&Search { probe, k, min_score: f32::NEG_INFINITY, filter: None, cancel: None })
+        .unwrap()
+        .into_iter()
+        .map(|h| h.record_id)
+        .collect()
+}
+
+fn opts() -> GalleryOptions {
+    GalleryOptions { flush_records: 500 }
+}
+
+#[test]
+fn exact_search_across_segments_and_tail_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("face-24");
+    let g = Gallery::create(&path, "face-24", DIM, opts()).unwrap();
+    let vs = fill(&g, 1650, 1);
+    let st = g.stats();
+    assert_eq!(st.records, 1650);
+    assert!(st.segments >= 3, "flushes should have made segments: {st:?}");
+    assert!(st.unflushed > 0);
+    let mut rng = StdRng::seed_from_u64(9);
+    let probes: Vec<Vec<f32>> = (0..20).map(|_| unit(&mut rng)).collect();
+    for p in &probes {
+        assert_eq!(search(&g, p, 10), brute(&vs, p, 10, &|_| false));
+    }
+    drop(g);
+    let g = Gallery::open(&path, "face-24", opts()).unwrap();
+    assert_eq!(g.stats().records, 1650);
+    for p in &probes {
+        assert_eq!(search(&g, p, 10), brute(&vs, p, 10, &|_| false));
+    }
+    let r = g.get("r01234", true).unwrap();
+    assert_eq!(r.vector.unwrap(), vs[1234]);
+    assert_eq!(r.meta.subject_id, "s617");
+}
+
+#[test]
+fn duplicates_and_wrong_dimension_are_refused_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gallery::create(&dir.path().join("g"), "g", DIM, opts()).unwrap();
+    fill(&g, 10, 2);
+    let mut rng = StdRng::seed_from_u64(3);
+    let res = g.insert(vec![rec(3, unit(&mut rng)), rec(50, vec![1.0; 5]), rec(51, unit(&mut rng)), rec(51, unit(&mut rng))]);
+    assert!(matches!(res[0], Err(IndexError::AlreadyExists(_))));
+    assert!(matches!(res[1], Err(IndexError::Dimension { expected: 24, got: 5 })));
+    assert!(res[2].is_ok());
+    assert!(matches!(res[3], Err(IndexError::AlreadyExists(_))));
+    assert_eq!(g.stats().records, 11);
+}
+
+#[test]
+fn subjects_filters_and_verification_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gallery::create(&dir.path().join("g"), "g", DIM, opts()).unwrap();
+    let vs = fill(&g, 800, 4);
+    let probe = &vs[101];
+    let hits = g
+        .search_subjects(&Search { probe, k: 5, min_score: f32::NEG_INFINITY, filter: None, cancel: None })
+        .unwrap();
+    assert_eq!(hits.len(), 5);
+    assert_eq!(hits[0].subject_id, "s50");
+    let subjects: std::collections::HashSet<_> = hits.iter().map(|h| &h.subject_id).collect();
+    assert_eq!(subjects.len(), 5, "one candidate per subject");
+    let north: BTreeMap<String, String> = [("site".to_string(), "north".to_string())].into();
+    let hits = g
+        .search(&Search { probe, k: 50, min_score: f32::NEG_INFINITY, filter: Some(&north), cancel: None })
+        .unwrap();
+    assert_eq!(hits.len(), 50);
+    assert!(hits.iter().all(|h| h.record_id[1..].parse::<usize>().unwrap() % 3 == 0));
+    let scores = g.score_subject(probe, "s50").unwrap().unwrap();
+    assert_eq!(scores.len(), 2);
+    assert!(scores.iter().any(|(id, s)| id == "r00101" && (*s - 1.0).abs() < 1e-5));
+    assert!(g.score_subject(probe, "nobody").unwrap().is_none());
+}
+
+/// Every file under `dir`, concatenated.
+fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        out.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[f32]) -> bool {
+    let n: Vec<u8> = needle.iter().flat_map(|x| x.to_le_bytes()).collect();
+    hay.windows(n.len()).any(|w| w == n.as_slice())
+}
+
+#[test]
+fn deletes_hide_at_once_and_compaction_erases_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    let g = Gallery::create(&path, "g", DIM, opts()).unwrap();
+    let vs = fill(&g, 1200, 5);
+    // Some deleted rows sit in segments, some in the unflushed tail.
+    let doomed: Vec<usize> = (0..1200).filter(|i| i % 10 == 3).collect();
+    let ids: Vec<String> = doomed.iter().map(|i| format!("r{i:05}")).collect();
+    assert_eq!(g.delete(&ids).unwrap().len(), doomed.len());
+    assert_eq!(g.delete(&ids).unwrap().len(), 0, "second delete finds nothing");
+    let skip = |i: usize| i % 10 == 3;
+    for i in (0..1200).step_by(37) {
+        let got = search(&g, &vs[i], 20);
+        assert_eq!(got, brute(&vs, &vs[i], 20, &skip));
+    }
+    assert!(g.get("r00003", false).is_none());
+    assert!(contains(&all_bytes(&path), &vs[3]), "before compaction the bytes may remain");
+    assert_eq!(g.stats().pending_deletes, doomed.len() as u64);
+    assert_eq!(g.compact().unwrap(), doomed.len());
+    assert_eq!(g.stats().pending_deletes, 0);
+    let bytes = all_bytes(&path);
+    for i in &doomed {
+        assert!(!contains(&bytes, &vs[*i]), "deleted record {i} still on disk");
+    }
+    assert!(contains(&bytes, &vs[4]));
+    drop(g);
+    let g = Gallery::open(&path, "g", opts()).unwrap();
+    assert_eq!(g.stats().records, 1200 - doomed.len() as u64);
+    for i in (0..1200).step_by(41) {
+        assert_eq!(search(&g, &vs[i], 20), brute(&vs, &vs[i], 20, &skip));
+    }
+    // A deleted id may be enrolled again, and that survives a reopen.
+    assert!(g.insert(vec![rec(3, vs[3].clone())])[0].is_ok());
+    drop(g);
+    let g = Gallery::open(&path, "g", opts()).unwrap();
+    assert!(g.get("r00003", false).is_some());
+}
+
+#[test]
+fn a_log_that_outlived_its_flush_replays_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    let g = Gallery::create(&path, "g", DIM, GalleryOptions { flush_records: 1_000_000 }).unwrap();
+    let vs = fill(&g, 300, 6);
+    g.delete(&["r00007".to_string()]).unwrap();
+    let wal = std::fs::read(path.join("wal.log")).unwrap();
+    g.flush().unwrap();
+    drop(g);
+    // As if the process died after the manifest commit, before the log reset.
+    std::fs::write(path.join("wal.log"), wal).unwrap();
+    let g = Gallery::open(&path, "g", opts()).unwrap();
+    let st = g.stats();
+    assert_eq!(st.records, 299);
+    assert!(g.get("r00007", false).is_none());
+    assert_eq!(search(&g, &vs[8], 1), vec!["r00008".to_string()]);
+}
+
+#[test]
+fn catalog_quarantines_a_corrupt_gallery_and_locks_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cat = Catalog::open(dir.path(), opts()).unwrap();
+        assert!(matches!(Catalog::open(dir.path(), opts()), Err(IndexError::Locked(_))));
+        fill(&cat.get_or_create("face-24", DIM).unwrap(), 600, 7);
+        fill(&cat.get_or_create("voice-24", DIM).unwrap(), 10, 8);
+    }
+    let seg = dir.path().join("galleries/face-24/seg-00000001.seg");
+    let mut b = std::fs::read(&seg).unwrap();
+    b[5000] ^= 0x10;
+    std::fs::write(&seg, b).unwrap();
+    let cat = Catalog::open(dir.path(), opts()).unwrap();
+    let err = cat.get("face-24").unwrap().err().expect("corrupt gallery must not open");
+    let msg = err.to_string();
+    assert!(msg.contains("seg-00000001.seg") && msg.contains("checksum"), "{msg}");
+    assert!(cat.get_or_create("face-24", DIM).is_err(), "no writes into a broken gallery");
+    assert!(matches!(cat.entries().iter().find(|(n, _)| n == "face-24").unwrap().1, Entry::Broken(_)));
+    assert_eq!(cat.get("voice-24").unwrap().unwrap().stats().records, 10);
+}
