@@ -70,7 +70,7 @@ fn exact_search_across_segments_and_tail_survives_reopen() {
     let vs = fill(&g, 1650, 1);
     let st = g.stats();
     assert_eq!(st.records, 1650);
-    assert!(st.segments >= 3, "flushes should have made segments: {st:?}");
+    assert!(st.segments >= 2, "flushes should have made segments: {st:?}");
     assert!(st.unflushed > 0);
     let mut rng = StdRng::seed_from_u64(9);
     let probes: Vec<Vec<f32>> = (0..20).map(|_| unit(&mut rng)).collect();
