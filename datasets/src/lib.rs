@@ -1,1 +1,17 @@
-pub fn x() {}
+//! Dataset loaders and seeded synthetic generators.
+//!
+//! Loaders read what users bring: `.npy` arrays and JSON vectors. Generators
+//! make data with known ground truth for tests and benchmarks; the same seed
+//! gives the same data on every machine.
+
+#![warn(missing_docs)]
+
+mod error;
+mod npy;
+mod synthetic;
+mod vectors;
+
+pub use error::DatasetError;
+pub use npy::{Matrix, read_npy, write_npy};
+pub use synthetic::{SyntheticEmbeddings, SyntheticSet};
+pub use vectors::{VectorRecord, read_vectors};

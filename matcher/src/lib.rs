@@ -1,1 +1,22 @@
-pub fn x() {}
+//! Biometric templates per modality: what a valid template is, how it is
+//! normalised before storage, and how two templates are compared.
+//!
+//! Face and voice embeddings are compared by cosine similarity. They are
+//! L2-normalised once, at enrollment and per probe, so that every stored
+//! comparison is a plain inner product that the SIMD scan can run.
+
+#![warn(missing_docs)]
+
+mod embedding;
+mod error;
+mod modality;
+
+pub use embedding::{Embedding, decode_f32_le};
+pub use error::MatcherError;
+pub use modality::Modality;
+
+/// The verification rule for similarity scores: a match when
+/// `score >= threshold`. Ties accept, as in pyeer and bob.measure.
+pub fn is_match(score: f32, threshold: f32) -> bool {
+    score >= threshold
+}
