@@ -1,0 +1,306 @@
+//! The command line: `biomatch serve` and the client subcommands that talk to
+//! a running server over gRPC. Client commands print one JSON object per line
+//! on standard output.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use biomatch_datasets::{VectorRecord, read_vectors};
+use biomatch_proto::v1 as pb;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pb::matcher_client::MatcherClient;
+use serde_json::json;
+
+/// biomatch: biometric matching over gRPC.
+#[derive(Parser, Debug)]
+#[command(name = "biomatch", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (embedded defaults: ./biomatch-data, 127.0.0.1:50051).
+    Serve(ServeArgs),
+    /// Enroll vectors from a JSON or .npy file.
+    Enroll(EnrollArgs),
+    /// Verify each vector of a file against a subject or record.
+    Verify(VerifyArgs),
+    /// Identify each vector of a file in its gallery.
+    Identify(IdentifyArgs),
+    /// Delete a record or a subject.
+    Delete(DeleteArgs),
+    /// Print gallery statistics.
+    Stats(ClientArgs),
+}
+
+/// `serve` flags; each overrides the config file and environment.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address (port 0 picks a free one).
+    #[arg(long)]
+    pub grpc_addr: Option<std::net::SocketAddr>,
+    /// Write the bound gRPC address to this file once listening.
+    #[arg(long)]
+    pub port_file: Option<PathBuf>,
+}
+
+/// Where the server is.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// Server URL.
+    #[arg(long, env = "BIOMATCH_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+}
+
+/// Embedding modalities the CLI sends.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CliModality {
+    /// Face embeddings.
+    Face,
+    /// Voice embeddings.
+    Voice,
+}
+
+impl CliModality {
+    fn pb(self) -> pb::Modality {
+        match self {
+            CliModality::Face => pb::Modality::Face,
+            CliModality::Voice => pb::Modality::Voice,
+        }
+    }
+}
+
+/// `enroll` arguments.
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Modality of the vectors.
+    #[arg(long, value_enum)]
+    modality: CliModality,
+    /// JSON (vector, list of vectors, or list of records) or .npy file.
+    #[arg(long)]
+    input: PathBuf,
+    /// Subject for vectors whose record names none.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Record id (only with a single vector).
+    #[arg(long)]
+    record: Option<String>,
+    /// Metadata `key=value`, repeatable.
+    #[arg(long = "meta", value_parser = parse_kv)]
+    meta: Vec<(String, String)>,
+}
+
+/// `verify` arguments.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Modality of the probe.
+    #[arg(long, value_enum)]
+    modality: CliModality,
+    /// Probe file.
+    #[arg(long)]
+    input: PathBuf,
+    /// Subject to verify against.
+    #[arg(long, conflicts_with = "record", required_unless_present = "record")]
+    subject: Option<String>,
+    /// Record to verify against.
+    #[arg(long)]
+    record: Option<String>,
+    /// Decision threshold (modality default otherwise).
+    #[arg(long)]
+    threshold: Option<f32>,
+}
+
+/// `identify` arguments.
+#[derive(Args, Debug)]
+pub struct IdentifyArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Modality of the probe.
+    #[arg(long, value_enum)]
+    modality: CliModality,
+    /// Probe file.
+    #[arg(long)]
+    input: PathBuf,
+    /// Candidates to return.
+    #[arg(long, default_value_t = 10)]
+    top_k: u32,
+    /// Minimum score.
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Metadata filter `key=value`, repeatable.
+    #[arg(long = "filter", value_parser = parse_kv)]
+    filter: Vec<(String, String)>,
+}
+
+/// `delete` arguments.
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Record to delete.
+    #[arg(long, conflicts_with = "subject", required_unless_present = "subject")]
+    record: Option<String>,
+    /// Subject whose records to delete.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Compact before returning, so the bytes are gone from disk.
+    #[arg(long)]
+    purge: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn template(m: CliModality, v: &[f32]) -> pb::Template {
+    pb::Template {
+        modality: m.pb() as i32,
+        kind: Some(pb::template::Kind::Embedding(pb::Embedding {
+            values: Some(pb::embedding::Values::F32Le(v.iter().flat_map(|x| x.to_le_bytes()).collect())),
+        })),
+        quality: 0.0,
+    }
+}
+
+fn emit(v: serde_json::Value) -> CliResult {
+    writeln!(std::io::stdout().lock(), "{v}")?;
+    Ok(())
+}
+
+async fn connect(c: &ClientArgs) -> Result<MatcherClient<tonic::transport::Channel>, Box<dyn std::error::Error>> {
+    let client = MatcherClient::connect(c.server.clone())
+        .await
+        .map_err(|e| format!("cannot reach biomatch at {}: {e}", c.server))?;
+    Ok(client.max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+}
+
+fn load(input: &PathBuf) -> Result<Vec<VectorRecord>, Box<dyn std::error::Error>> {
+    let v = read_vectors(input)?;
+    if v.is_empty() {
+        return Err(format!("{} holds no vectors", input.display()).into());
+    }
+    Ok(v)
+}
+
+/// Runs a client subcommand.
+pub async fn run_client(cmd: Command) -> CliResult {
+    match cmd {
+        Command::Serve(_) => unreachable!("serve is handled by main"),
+        Command::Enroll(a) => enroll(a).await,
+        Command::Verify(a) => {
+            let mut c = connect(&a.client).await?;
+            for v in load(&a.input)? {
+                let target = match (&a.subject, &a.record) {
+                    (Some(s), _) => pb::verify_request::Target::SubjectId(s.clone()),
+                    (None, Some(r)) => pb::verify_request::Target::RecordId(r.clone()),
+                    (None, None) => unreachable!("clap requires one"),
+                };
+                let r = c
+                    .verify(pb::VerifyRequest { probe: Some(template(a.modality, &v.vector)), target: Some(target), threshold: a.threshold })
+                    .await?
+                    .into_inner();
+                emit(json!({"score": r.score, "match": r.r#match, "threshold": r.threshold, "record_id": r.record_id, "compared": r.compared}))?;
+            }
+            Ok(())
+        }
+        Command::Identify(a) => {
+            let mut c = connect(&a.client).await?;
+            for v in load(&a.input)? {
+                let r = c
+                    .identify(pb::IdentifyRequest {
+                        probe: Some(template(a.modality, &v.vector)),
+                        top_k: a.top_k,
+                        threshold: a.threshold,
+                        metadata_filter: a.filter.iter().cloned().collect::<HashMap<_, _>>(),
+                    })
+                    .await?
+                    .into_inner();
+                let cands: Vec<_> = r
+                    .candidates
+                    .iter()
+                    .map(|c| json!({"rank": c.rank, "subject_id": c.subject_id, "record_id": c.record_id, "score": c.score}))
+                    .collect();
+                emit(json!({"gallery": r.gallery, "gallery_size": r.gallery_size, "candidates": cands}))?;
+            }
+            Ok(())
+        }
+        Command::Delete(a) => {
+            let mut c = connect(&a.client).await?;
+            let target = match (a.subject, a.record) {
+                (Some(s), _) => pb::delete_request::Target::SubjectId(s),
+                (None, Some(r)) => pb::delete_request::Target::RecordId(r),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let r = c.delete(pb::DeleteRequest { target: Some(target), purge: a.purge }).await?.into_inner();
+            emit(json!({"deleted": r.deleted, "record_ids": r.record_ids}))
+        }
+        Command::Stats(a) => {
+            let mut c = connect(&a).await?;
+            let r = c.gallery_stats(pb::GalleryStatsRequest {}).await?.into_inner();
+            let gs: Vec<_> = r
+                .galleries
+                .iter()
+                .map(|g| {
+                    json!({"name": g.name, "records": g.records, "subjects": g.subjects, "pending_deletes": g.pending_deletes,
+                           "segments": g.segments, "unflushed_records": g.unflushed_records, "disk_bytes": g.disk_bytes,
+                           "error": g.error})
+                })
+                .collect();
+            emit(json!({"total_records": r.total_records, "galleries": gs}))
+        }
+    }
+}
+
+async fn enroll(a: EnrollArgs) -> CliResult {
+    let vectors = load(&a.input)?;
+    if a.record.is_some() && vectors.len() != 1 {
+        return Err("--record applies to a single vector; give record ids in a JSON records file instead".into());
+    }
+    let mut reqs = Vec::with_capacity(vectors.len());
+    for (i, v) in vectors.into_iter().enumerate() {
+        let subject = v.subject_id.or_else(|| a.subject.clone()).ok_or_else(|| {
+            format!("vector {i} names no subject_id and --subject was not given")
+        })?;
+        let mut metadata: HashMap<String, String> = v.metadata.into_iter().collect();
+        metadata.extend(a.meta.iter().cloned());
+        reqs.push(pb::EnrollRequest {
+            subject_id: subject,
+            record_id: v.record_id.or_else(|| a.record.clone()).unwrap_or_default(),
+            template: Some(template(a.modality, &v.vector)),
+            metadata,
+        });
+    }
+    let mut c = connect(&a.client).await?;
+    let total = reqs.len();
+    let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await?.into_inner();
+    let (mut ok, mut failed) = (0u64, 0u64);
+    while let Some(ack) = acks.message().await? {
+        ok += ack.record_ids.len() as u64;
+        for e in &ack.errors {
+            failed += 1;
+            emit(json!({"error": {"index": e.index, "record_id": e.record_id, "code": e.code, "message": e.message}}))?;
+        }
+        for id in ack.record_ids {
+            emit(json!({"enrolled": id}))?;
+        }
+    }
+    emit(json!({"submitted": total, "enrolled": ok, "failed": failed}))?;
+    if failed > 0 { Err(format!("{failed} of {total} records were refused").into()) } else { Ok(()) }
+}

@@ -1,0 +1,229 @@
+//! Service configuration: built-in defaults, then an optional TOML file,
+//! then `BIOMATCH_*` environment variables, then command-line flags; each
+//! layer overrides the one before.
+//!
+//! ```toml
+//! [server]
+//! grpc_addr = "127.0.0.1:50051"
+//! max_message_bytes = 4194304
+//! search_threads = 0            # 0 = one per CPU
+//!
+//! [storage]
+//! data_dir = "./biomatch-data"
+//! flush_records = 65536
+//! compaction_interval_secs = 10
+//!
+//! [matching]
+//! max_dimension = 4096
+//! face_threshold = 0.40
+//! voice_threshold = 0.70
+//! face_dimensions = []          # empty = any dimension
+//! voice_dimensions = []
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything the server reads at start.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Network and request limits.
+    pub server: ServerConfig,
+    /// Where and how galleries are stored.
+    pub storage: StorageConfig,
+    /// Matching rules per modality.
+    pub matching: MatchingConfig,
+}
+
+/// Network and request limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// gRPC listen address; port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    /// Largest request message accepted, in bytes; bigger ones are refused
+    /// with INVALID_ARGUMENT.
+    pub max_message_bytes: usize,
+    /// Threads of the search pool; 0 means one per CPU.
+    pub search_threads: usize,
+    /// When set, the bound gRPC address is written to this file once the
+    /// server accepts connections (for scripts and tests using port 0).
+    pub port_file: Option<PathBuf>,
+}
+
+/// Where and how galleries are stored.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Unflushed records per gallery that trigger a segment write.
+    pub flush_records: usize,
+    /// How often galleries with deletes are compacted, in seconds.
+    pub compaction_interval_secs: u64,
+}
+
+/// Matching rules per modality.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatchingConfig {
+    /// Largest embedding dimension accepted.
+    pub max_dimension: usize,
+    /// Default FACE decision threshold (cosine).
+    pub face_threshold: f32,
+    /// Default VOICE decision threshold (cosine).
+    pub voice_threshold: f32,
+    /// Allowed FACE dimensions; empty allows any up to `max_dimension`.
+    pub face_dimensions: Vec<usize>,
+    /// Allowed VOICE dimensions; empty allows any.
+    pub voice_dimensions: Vec<usize>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            grpc_addr: "127.0.0.1:50051".parse().expect("valid literal"),
+            max_message_bytes: 4 << 20,
+            search_threads: 0,
+            port_file: None,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("./biomatch-data"), flush_records: 65_536, compaction_interval_secs: 10 }
+    }
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        // Thresholds: FaceNet-class models on LFW cross FMR = FNMR near 0.4;
+        // Resemblyzer speaker embeddings separate near 0.7. Calibrate per
+        // deployment (a later issue fits them to a target FMR).
+        MatchingConfig {
+            max_dimension: 4096,
+            face_threshold: 0.40,
+            voice_threshold: 0.70,
+            face_dimensions: Vec::new(),
+            voice_dimensions: Vec::new(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { server: ServerConfig::default(), storage: StorageConfig::default(), matching: MatchingConfig::default() }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {}: {detail}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        detail: String,
+    },
+    /// An environment variable has an unusable value.
+    #[error("invalid value {value:?} in environment variable {var}: {detail}")]
+    Env {
+        /// Variable name.
+        var: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl Config {
+    /// Defaults, overridden by `file` when given, then by the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut c = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), detail: e.to_string() })?
+            }
+            None => Config::default(),
+        };
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    /// Applies `BIOMATCH_*` variables read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Env { var: var.into(), value: v.into(), detail: e.to_string() })
+        }
+        fn list(var: &str, v: &str) -> Result<Vec<usize>, ConfigError> {
+            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| parse(var, s)).collect()
+        }
+        macro_rules! set {
+            ($var:literal, $field:expr, $conv:expr) => {
+                if let Some(v) = get($var) {
+                    $field = $conv($var, &v)?;
+                }
+            };
+        }
+        set!("BIOMATCH_GRPC_ADDR", self.server.grpc_addr, parse);
+        set!("BIOMATCH_MAX_MESSAGE_BYTES", self.server.max_message_bytes, parse);
+        set!("BIOMATCH_SEARCH_THREADS", self.server.search_threads, parse);
+        set!("BIOMATCH_DATA_DIR", self.storage.data_dir, parse::<PathBuf>);
+        set!("BIOMATCH_FLUSH_RECORDS", self.storage.flush_records, parse);
+        set!("BIOMATCH_COMPACTION_INTERVAL_SECS", self.storage.compaction_interval_secs, parse);
+        set!("BIOMATCH_MAX_DIMENSION", self.matching.max_dimension, parse);
+        set!("BIOMATCH_FACE_THRESHOLD", self.matching.face_threshold, parse);
+        set!("BIOMATCH_VOICE_THRESHOLD", self.matching.voice_threshold, parse);
+        set!("BIOMATCH_FACE_DIMENSIONS", self.matching.face_dimensions, list);
+        set!("BIOMATCH_VOICE_DIMENSIONS", self.matching.voice_dimensions, list);
+        if let Some(v) = get("BIOMATCH_PORT_FILE") {
+            self.server.port_file = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[storage]\ndata_dir = \"/srv/bio\"\n[matching]\nface_threshold = 0.5\n").unwrap();
+        let mut c: Config = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(c.storage.data_dir, PathBuf::from("/srv/bio"));
+        assert_eq!(c.storage.flush_records, 65_536, "unset keys keep defaults");
+        let env = |k: &str| match k {
+            "BIOMATCH_FACE_THRESHOLD" => Some("0.61".to_string()),
+            "BIOMATCH_FACE_DIMENSIONS" => Some("128, 512".to_string()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.matching.face_threshold, 0.61);
+        assert_eq!(c.matching.face_dimensions, vec![128, 512]);
+        let bad = |k: &str| (k == "BIOMATCH_SEARCH_THREADS").then(|| "many".to_string());
+        assert!(c.apply_env(bad).unwrap_err().to_string().contains("BIOMATCH_SEARCH_THREADS"));
+        std::fs::write(&p, "[storage]\nbogus = 1\n").unwrap();
+        assert!(Config::load(Some(&p)).unwrap_err().to_string().contains("bogus"));
+    }
+}

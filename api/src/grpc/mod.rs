@@ -1,0 +1,364 @@
+//! The gRPC adapter: validates and converts each request, calls the service
+//! layer once, converts the answer. No matching logic lives here.
+
+mod convert;
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use biomatch_proto::v1 as pb;
+use futures::{FutureExt, Stream, StreamExt};
+use pb::matcher_server::Matcher;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, info_span};
+
+use crate::error::ServiceError;
+use crate::service::{EnrollInput, IdentifyInput, MatchService, RunningDecision, Target, VerifyInput};
+
+/// Records gathered into one durable batch on EnrollStream at most.
+const STREAM_BATCH: usize = 512;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The `biomatch.v1.Matcher` service.
+pub struct MatcherGrpc {
+    svc: Arc<MatchService>,
+    max_message_bytes: usize,
+}
+
+impl MatcherGrpc {
+    /// An adapter over `svc` that refuses messages over `max_message_bytes`.
+    pub fn new(svc: Arc<MatchService>, max_message_bytes: usize) -> MatcherGrpc {
+        MatcherGrpc { svc, max_message_bytes }
+    }
+
+    fn check_size<M: Message>(&self, m: &M) -> Result<(), ServiceError> {
+        let n = m.encoded_len();
+        if n > self.max_message_bytes {
+            return Err(ServiceError::InvalidArgument(format!(
+                "message is {n} bytes, over the limit of {} bytes (server.max_message_bytes)",
+                self.max_message_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn enroll_input(&self, r: pb::EnrollRequest) -> Result<EnrollInput, ServiceError> {
+        self.check_size(&r)?;
+        let (template, quality) = convert::template(&self.svc, r.template, "template")?;
+        Ok(EnrollInput {
+            subject_id: r.subject_id,
+            record_id: (!r.record_id.is_empty()).then_some(r.record_id),
+            template,
+            quality,
+            metadata: r.metadata.into_iter().collect(),
+        })
+    }
+}
+
+fn ack_error(index: u64, record_id: String, e: ServiceError) -> pb::EnrollError {
+    pb::EnrollError { index, record_id, code: e.code() as i32, message: e.to_string() }
+}
+
+#[tonic::async_trait]
+impl Matcher for MatcherGrpc {
+    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+        let input = self.enroll_input(request.into_inner())?;
+        let out = self.svc.enroll(input).instrument(info_span!("enroll")).await?;
+        Ok(Response::new(pb::EnrollResponse { record_id: out.record_id, gallery: out.gallery }))
+    }
+
+    type EnrollStreamStream = BoxStream<pb::EnrollAck>;
+
+    async fn enroll_stream(
+        &self,
+        request: Request<Streaming<pb::EnrollRequest>>,
+    ) -> Result<Response<Self::EnrollStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let svc = self.svc.clone();
+        let this = MatcherGrpc { svc: svc.clone(), max_message_bytes: self.max_message_bytes };
+        tokio::spawn(
+            async move {
+                let mut index = 0u64;
+                let mut total = 0u64;
+                loop {
+                    // Wait for one message, then take whatever else has already
+                    // arrived: under load batches fill up, when idle each
+                    // record is acknowledged without delay.
+                    let first = match inbound.next().await {
+                        None => break,
+                        Some(Err(s)) => {
+                            let _ = tx.send(Err(s)).await;
+                            break;
+                        }
+                        Some(Ok(m)) => m,
+                    };
+                    let mut batch = vec![first];
+                    let mut ended = false;
+                    while batch.len() < STREAM_BATCH {
+                        match inbound.next().now_or_never() {
+                            Some(Some(Ok(m))) => batch.push(m),
+                            Some(Some(Err(_))) | Some(None) => {
+                                ended = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    let mut errors = Vec::new();
+                    let mut inputs = Vec::new();
+                    let mut positions = Vec::new();
+                    for m in batch {
+                        let rid = m.record_id.clone();
+                        match this.enroll_input(m) {
+                            Ok(i) => {
+                                inputs.push(i);
+                                positions.push((index, rid));
+                            }
+                            Err(e) => errors.push(ack_error(index, rid, e)),
+                        }
+                        index += 1;
+                    }
+                    let mut record_ids = Vec::new();
+                    for ((pos, rid), r) in positions.into_iter().zip(svc.enroll_batch(inputs).await) {
+                        match r {
+                            Ok(o) => record_ids.push(o.record_id),
+                            Err(e) => errors.push(ack_error(pos, rid, e)),
+                        }
+                    }
+                    errors.sort_by_key(|e| e.index);
+                    total += record_ids.len() as u64;
+                    let ack = pb::EnrollAck { record_ids, errors, acknowledged_total: total };
+                    if tx.send(Ok(ack)).await.is_err() || ended {
+                        break;
+                    }
+                }
+            }
+            .instrument(info_span!("enroll_stream")),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let (probe, _) = convert::template(&self.svc, r.probe, "probe")?;
+        let target = match r.target {
+            Some(pb::verify_request::Target::SubjectId(s)) => Target::Subject(s),
+            Some(pb::verify_request::Target::RecordId(id)) => Target::Record(id),
+            None => return Err(ServiceError::InvalidArgument("target (subject_id or record_id) is required".into()).into()),
+        };
+        let out = self
+            .svc
+            .verify(VerifyInput { probe, target, threshold: r.threshold })
+            .instrument(info_span!("verify"))
+            .await?;
+        Ok(Response::new(pb::VerifyResponse {
+            score: out.score,
+            r#match: out.matched,
+            threshold: out.threshold,
+            record_id: out.record_id,
+            compared: out.compared,
+        }))
+    }
+
+    async fn identify(&self, request: Request<pb::IdentifyRequest>) -> Result<Response<pb::IdentifyResponse>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let (probe, _) = convert::template(&self.svc, r.probe, "probe")?;
+        let out = self
+            .svc
+            .identify(IdentifyInput {
+                probe,
+                top_k: r.top_k as usize,
+                threshold: r.threshold,
+                filter: r.metadata_filter.into_iter().collect::<BTreeMap<_, _>>(),
+            })
+            .instrument(info_span!("identify"))
+            .await?;
+        Ok(Response::new(pb::IdentifyResponse {
+            candidates: out
+                .candidates
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| pb::Candidate { subject_id: c.subject_id, record_id: c.record_id, score: c.score, rank: i as u32 + 1 })
+                .collect(),
+            gallery_size: out.gallery_size,
+            gallery: out.gallery,
+        }))
+    }
+
+    type StreamVerifyStream = BoxStream<pb::StreamVerifyResponse>;
+
+    async fn stream_verify(
+        &self,
+        request: Request<Streaming<pb::StreamVerifyRequest>>,
+    ) -> Result<Response<Self::StreamVerifyStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let svc = self.svc.clone();
+        let max = self.max_message_bytes;
+        tokio::spawn(
+            async move {
+                let this = MatcherGrpc { svc: svc.clone(), max_message_bytes: max };
+                // (subject, threshold, window) from the config message; the
+                // decision is made on the first frame, once the modality's
+                // default threshold is known.
+                let mut state: Option<(String, Option<f32>, usize)> = None;
+                let mut decision: Option<RunningDecision> = None;
+                let mut frame_index = 0u64;
+                while let Some(msg) = inbound.next().await {
+                    let result = async {
+                        let m = msg?;
+                        this.check_size(&m)?;
+                        match (m.config, &mut state) {
+                            (Some(c), None) => {
+                                crate::service::validate::id("config.subject_id", &c.subject_id)?;
+                                let window = match c.window {
+                                    0 => 5,
+                                    w if w > 1000 => {
+                                        return Err(ServiceError::InvalidArgument(format!("config.window {w} exceeds 1000")).into());
+                                    }
+                                    w => w as usize,
+                                };
+                                state = Some((c.subject_id, c.threshold, window));
+                            }
+                            (Some(_), Some(_)) => {
+                                return Err(ServiceError::InvalidArgument("config may only be sent on the first message".into()).into());
+                            }
+                            (None, None) => {
+                                return Err(ServiceError::InvalidArgument("the first message must carry config".into()).into());
+                            }
+                            (None, Some(_)) => {}
+                        }
+                        let Some(frame) = m.frame else { return Ok::<_, Status>(None) };
+                        let (subject, threshold, window) = state.as_ref().expect("configured above");
+                        let (probe, _) = convert::template(&svc, Some(frame), "frame")?;
+                        let out = svc
+                            .verify(VerifyInput { probe, target: Target::Subject(subject.clone()), threshold: *threshold })
+                            .await?;
+                        let decision = decision.get_or_insert_with(|| RunningDecision::new(*window, out.threshold));
+                        let (running, ok, n) = decision.push(out.score);
+                        let resp = pb::StreamVerifyResponse {
+                            frame_index,
+                            score: out.score,
+                            running_score: running,
+                            decision: if ok { pb::StreamDecision::StreamMatch } else { pb::StreamDecision::StreamNoMatch } as i32,
+                            frames_in_window: n as u32,
+                        };
+                        frame_index += 1;
+                        Ok(Some(resp))
+                    }
+                    .await;
+                    match result {
+                        Ok(Some(resp)) => {
+                            if tx.send(Ok(resp)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            break;
+                        }
+                    }
+                }
+            }
+            .instrument(info_span!("stream_verify")),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+        let r = request.into_inner();
+        let target = match r.target {
+            Some(pb::delete_request::Target::RecordId(id)) => Target::Record(id),
+            Some(pb::delete_request::Target::SubjectId(s)) => Target::Subject(s),
+            None => return Err(ServiceError::InvalidArgument("target (record_id or subject_id) is required".into()).into()),
+        };
+        let ids = self.svc.delete(target, r.purge).instrument(info_span!("delete")).await?;
+        Ok(Response::new(pb::DeleteResponse { deleted: ids.len() as u64, record_ids: ids }))
+    }
+
+    async fn get_record(&self, request: Request<pb::GetRecordRequest>) -> Result<Response<pb::Record>, Status> {
+        let r = request.into_inner();
+        let v = self.svc.get_record(&r.record_id, r.include_template).instrument(info_span!("get_record")).await?;
+        Ok(Response::new(convert::record(v)))
+    }
+
+    type ListRecordsStream = BoxStream<pb::ListRecordsResponse>;
+
+    async fn list_records(
+        &self,
+        request: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<Self::ListRecordsStream>, Status> {
+        let r = request.into_inner();
+        let modality = match r.modality {
+            0 => None,
+            v => Some(convert::modality(v, "modality")?),
+        };
+        let page_size = match r.page_size {
+            0 => 1000,
+            n if n > 10_000 => return Err(ServiceError::InvalidArgument(format!("page_size {n} exceeds 10000")).into()),
+            n => n as usize,
+        };
+        let subject = (!r.subject_id.is_empty()).then_some(r.subject_id);
+        let svc = self.svc.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(
+            async move {
+                let mut after = (!r.page_token.is_empty()).then_some(r.page_token);
+                let mut pages = 0u32;
+                loop {
+                    let page = match svc.list(modality, subject.clone(), after.clone(), page_size, r.include_templates).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            break;
+                        }
+                    };
+                    pages += 1;
+                    let last = page.next_token.is_none() || (r.max_pages > 0 && pages >= r.max_pages);
+                    after = page.next_token.clone();
+                    let msg = pb::ListRecordsResponse {
+                        records: page.records.into_iter().map(convert::record).collect(),
+                        next_page_token: page.next_token.unwrap_or_default(),
+                    };
+                    if tx.send(Ok(msg)).await.is_err() || last {
+                        break;
+                    }
+                }
+            }
+            .instrument(info_span!("list_records")),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn gallery_stats(&self, _: Request<pb::GalleryStatsRequest>) -> Result<Response<pb::GalleryStatsResponse>, Status> {
+        let infos = self.svc.stats();
+        let total = infos.iter().map(|i| i.stats.records).sum();
+        Ok(Response::new(pb::GalleryStatsResponse {
+            galleries: infos
+                .into_iter()
+                .map(|i| pb::GalleryInfo {
+                    name: i.name,
+                    modality: i.key.map_or(0, |k| convert::modality_to_pb(k.modality) as i32),
+                    dimension: i.key.map_or(0, |k| k.dim as u32),
+                    records: i.stats.records,
+                    subjects: i.stats.subjects,
+                    pending_deletes: i.stats.pending_deletes,
+                    segments: i.stats.segments,
+                    unflushed_records: i.stats.unflushed,
+                    disk_bytes: i.stats.disk_bytes,
+                    error: i.error.unwrap_or_default(),
+                })
+                .collect(),
+            total_records: total,
+        }))
+    }
+}

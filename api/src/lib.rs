@@ -1,0 +1,12 @@
+//! The biomatch service: configuration, the transport-independent service
+//! layer, the gRPC adapter, the server and the command-line client.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod pool;
+pub mod server;
+pub mod service;

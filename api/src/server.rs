@@ -1,0 +1,123 @@
+//! Starts the gRPC server on the embedded defaults or a given configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use biomatch_index::{Catalog, GalleryOptions};
+use biomatch_kernels::Isa;
+use biomatch_proto::v1::matcher_server::MatcherServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::grpc::MatcherGrpc;
+use crate::pool::SearchPool;
+use crate::service::MatchService;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be opened.
+    #[error("cannot open data directory: {0}")]
+    Storage(#[from] biomatch_index::IndexError),
+    /// A socket or file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be set up.
+    #[error("reflection setup failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(cfg: Config) -> Result<(), ServeError> {
+    let opts = GalleryOptions { flush_records: cfg.storage.flush_records.max(1) };
+    let data_dir = cfg.storage.data_dir.clone();
+    let catalog = tokio::task::spawn_blocking(move || Catalog::open(&data_dir, opts))
+        .await
+        .map_err(|e| ServeError::Io { context: "opening galleries".into(), source: std::io::Error::other(e) })??;
+    let pool = SearchPool::new(cfg.server.search_threads);
+    let svc = Arc::new(MatchService::new(Arc::new(catalog), pool.clone(), cfg.matching.clone()));
+
+    let listener = TcpListener::bind(cfg.server.grpc_addr)
+        .await
+        .map_err(|source| ServeError::Io { context: format!("cannot listen on {}", cfg.server.grpc_addr), source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Io { context: "reading the bound address".into(), source })?;
+
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<MatcherServer<MatcherGrpc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(biomatch_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // The transport's own cap sits well above the configured limit, so that
+    // an oversized message reaches the adapter and is refused there with
+    // INVALID_ARGUMENT and a message that names the limit.
+    let hard_cap = cfg.server.max_message_bytes.saturating_mul(4).max(16 << 20);
+    let matcher = MatcherServer::new(MatcherGrpc::new(svc.clone(), cfg.server.max_message_bytes))
+        .max_decoding_message_size(hard_cap)
+        .max_encoding_message_size(hard_cap);
+
+    let interval = Duration::from_secs(cfg.storage.compaction_interval_secs.max(1));
+    let compactor = svc.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            compactor.compact_pending().await;
+        }
+    });
+
+    info!(
+        grpc = %addr,
+        data_dir = %cfg.storage.data_dir.display(),
+        isa = Isa::active().name(),
+        search_threads = pool.threads(),
+        "biomatch listening"
+    );
+    for g in svc.stats().iter().filter(|g| g.error.is_some()) {
+        error!(gallery = %g.name, error = g.error.as_deref().unwrap_or(""), "gallery is not served");
+    }
+    if let Some(path) = &cfg.server.port_file {
+        std::fs::write(path, addr.to_string())
+            .map_err(|source| ServeError::Io { context: format!("cannot write port file {}", path.display()), source })?;
+    }
+    tonic::transport::Server::builder()
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(matcher)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await?;
+    info!("biomatch stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    info!("shutdown requested");
+}

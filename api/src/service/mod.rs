@@ -1,0 +1,446 @@
+//! The service layer: every matching operation, independent of transport.
+//!
+//! Adapters (gRPC now, REST later) validate and convert their messages into
+//! the domain types of [`types`], call one method here, and convert back.
+//! CPU-heavy work runs on the [`SearchPool`]; blocking file I/O (log appends
+//! with fsync, compaction) on tokio's blocking threads; neither ever runs on
+//! an async worker.
+
+mod stream;
+pub mod types;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use biomatch_index::{Catalog, Entry, Gallery, NewRecord, RecordMeta, Search};
+use biomatch_matcher::{Embedding, Modality, is_match};
+use tracing::{info, warn};
+
+use crate::config::MatchingConfig;
+use crate::error::ServiceError;
+use crate::pool::SearchPool;
+pub use stream::RunningDecision;
+pub use types::*;
+
+/// Largest `top_k` an Identify may ask for.
+pub const MAX_TOP_K: usize = 1000;
+
+/// The matching service shared by all adapters.
+pub struct MatchService {
+    catalog: Arc<Catalog>,
+    pool: SearchPool,
+    cfg: MatchingConfig,
+}
+
+type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+impl MatchService {
+    /// A service over `catalog`, scoring on `pool`.
+    pub fn new(catalog: Arc<Catalog>, pool: SearchPool, cfg: MatchingConfig) -> MatchService {
+        MatchService { catalog, pool, cfg }
+    }
+
+    /// The matching configuration.
+    pub fn config(&self) -> &MatchingConfig {
+        &self.cfg
+    }
+
+    /// Largest accepted embedding dimension.
+    pub fn max_dimension(&self) -> usize {
+        self.cfg.max_dimension
+    }
+
+    /// The default decision threshold of `modality`.
+    pub fn default_threshold(&self, modality: Modality) -> f32 {
+        match modality {
+            Modality::Voice => self.cfg.voice_threshold,
+            _ => self.cfg.face_threshold,
+        }
+    }
+
+    fn threshold(&self, modality: Modality, given: Option<f32>) -> Result<f32> {
+        match given {
+            Some(t) if !t.is_finite() => Err(ServiceError::InvalidArgument(format!("threshold {t} is not a finite number"))),
+            Some(t) => Ok(t),
+            None => Ok(self.default_threshold(modality)),
+        }
+    }
+
+    fn allowed_dims(&self, modality: Modality) -> &[usize] {
+        match modality {
+            Modality::Face => &self.cfg.face_dimensions,
+            Modality::Voice => &self.cfg.voice_dimensions,
+            _ => &[],
+        }
+    }
+
+    /// Galleries of one modality, with their keys.
+    fn galleries_of(&self, modality: Modality) -> Vec<(GalleryKey, Entry)> {
+        self.catalog
+            .entries()
+            .into_iter()
+            .filter_map(|(name, e)| GalleryKey::parse(&name).filter(|k| k.modality == modality).map(|k| (k, e)))
+            .collect()
+    }
+
+    /// The gallery for `key`, or why there is none.
+    fn gallery(&self, key: GalleryKey) -> Result<Option<Arc<Gallery>>> {
+        match self.catalog.get(&key.name()) {
+            Some(Ok(g)) => Ok(Some(g)),
+            Some(Err(e)) => Err(e.into()),
+            None => {
+                let other: Vec<String> = self.galleries_of(key.modality).iter().map(|(k, _)| k.dim.to_string()).collect();
+                if other.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ServiceError::InvalidArgument(format!(
+                        "probe dimension {} does not match any {} gallery (dimensions held: {})",
+                        key.dim,
+                        key.modality,
+                        other.join(", ")
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Enrolls one record durably.
+    pub async fn enroll(&self, input: EnrollInput) -> Result<EnrollOutput> {
+        self.enroll_batch(vec![input]).await.pop().unwrap_or_else(|| Err(ServiceError::Internal("empty enroll result".into())))
+    }
+
+    /// Enrolls many records; each gallery's share costs one fsync. Each
+    /// record gets its own outcome.
+    pub async fn enroll_batch(&self, inputs: Vec<EnrollInput>) -> Vec<Result<EnrollOutput>> {
+        let n = inputs.len();
+        let mut out: Vec<Option<Result<EnrollOutput>>> = (0..n).map(|_| None).collect();
+        let mut groups: BTreeMap<GalleryKey, Vec<(usize, NewRecord)>> = BTreeMap::new();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for (i, inp) in inputs.into_iter().enumerate() {
+            match self.prepare(inp, now_ms) {
+                Ok((key, rec)) => groups.entry(key).or_default().push((i, rec)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        let catalog = self.catalog.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut results = Vec::new();
+            for (key, items) in groups {
+                let name = key.name();
+                let (idx, recs): (Vec<usize>, Vec<NewRecord>) = items.into_iter().unzip();
+                // Record ids are unique across galleries, not only within one.
+                let taken: Vec<bool> = recs
+                    .iter()
+                    .map(|r| catalog.ready().iter().any(|g| g.name() != name && g.contains(&r.meta.record_id)))
+                    .collect();
+                let ids: Vec<String> = recs.iter().map(|r| r.meta.record_id.clone()).collect();
+                let (ok_idx, ok_recs): (Vec<usize>, Vec<NewRecord>) =
+                    idx.iter().copied().zip(recs).zip(&taken).filter(|(_, t)| !**t).map(|(p, _)| p).unzip();
+                for ((i, id), t) in idx.iter().zip(&ids).zip(&taken) {
+                    if *t {
+                        results.push((*i, Err(ServiceError::AlreadyExists(format!("record {id:?} already exists")))));
+                    }
+                }
+                match catalog.get_or_create(&name, key.dim) {
+                    Ok(g) => {
+                        let ok_ids: Vec<String> = ok_recs.iter().map(|r| r.meta.record_id.clone()).collect();
+                        for ((i, id), r) in ok_idx.into_iter().zip(ok_ids).zip(g.insert(ok_recs)) {
+                            results.push((i, r.map(|()| EnrollOutput { record_id: id, gallery: name.clone() }).map_err(Into::into)));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = ServiceError::from(e);
+                        for i in ok_idx {
+                            results.push((i, Err(clone_err(&msg))));
+                        }
+                    }
+                }
+            }
+            results
+        })
+        .await;
+        match done {
+            Ok(results) => {
+                for (i, r) in results {
+                    out[i] = Some(r);
+                }
+            }
+            Err(e) => {
+                for o in out.iter_mut().filter(|o| o.is_none()) {
+                    *o = Some(Err(ServiceError::Internal(format!("enroll worker failed: {e}"))));
+                }
+            }
+        }
+        out.into_iter().map(|o| o.unwrap_or_else(|| Err(ServiceError::Internal("record lost in enroll".into())))).collect()
+    }
+
+    fn prepare(&self, inp: EnrollInput, now_ms: u64) -> Result<(GalleryKey, NewRecord)> {
+        validate::id("subject_id", &inp.subject_id)?;
+        if let Some(r) = &inp.record_id {
+            validate::id("record_id", r)?;
+        }
+        validate::metadata("metadata", &inp.metadata)?;
+        if !(0.0..=100.0).contains(&inp.quality) {
+            return Err(ServiceError::InvalidArgument(format!("quality {} is outside 0 to 100", inp.quality)));
+        }
+        let key = GalleryKey { modality: inp.template.modality(), dim: inp.template.dim() };
+        let allowed = self.allowed_dims(key.modality);
+        if !allowed.is_empty() && !allowed.contains(&key.dim) {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{} embeddings must have dimension {}; got {}",
+                key.modality,
+                allowed.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" or "),
+                key.dim
+            )));
+        }
+        let meta = RecordMeta {
+            record_id: inp.record_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            subject_id: inp.subject_id,
+            metadata: inp.metadata,
+            quality: inp.quality,
+            enrolled_at_ms: now_ms,
+        };
+        Ok((key, NewRecord { meta, vector: inp.template.into_values() }))
+    }
+
+    /// Compares a probe with a subject's or a record's templates.
+    pub async fn verify(&self, input: VerifyInput) -> Result<VerifyOutput> {
+        let modality = input.probe.modality();
+        let threshold = self.threshold(modality, input.threshold)?;
+        let (target_field, target_id) = match &input.target {
+            Target::Subject(s) => ("subject_id", s),
+            Target::Record(r) => ("record_id", r),
+        };
+        validate::id(target_field, target_id)?;
+        let key = GalleryKey { modality, dim: input.probe.dim() };
+        let gallery = self.catalog.get(&key.name()).transpose()?;
+        let probe = input.probe;
+        let target = input.target.clone();
+        let scores = match gallery {
+            Some(g) => {
+                self.pool
+                    .run(move |_| match &target {
+                        Target::Subject(s) => g.score_subject(probe.values(), s),
+                        Target::Record(r) => g.score_record(probe.values(), r).map(|o| o.map(|(_, s)| vec![(r.clone(), s)])),
+                    })
+                    .await??
+            }
+            None => None,
+        };
+        let Some(scores) = scores.filter(|s| !s.is_empty()) else {
+            return Err(self.explain_missing(&input.target, key));
+        };
+        let compared = scores.len() as u32;
+        let (record_id, score) = scores
+            .into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+            .expect("non-empty");
+        Ok(VerifyOutput { score, matched: is_match(score, threshold), threshold, record_id, compared })
+    }
+
+    /// Why a verification target was not found in `key`'s gallery.
+    fn explain_missing(&self, target: &Target, key: GalleryKey) -> ServiceError {
+        let elsewhere: Vec<GalleryKey> = self
+            .catalog
+            .ready()
+            .iter()
+            .filter(|g| match target {
+                Target::Subject(s) => !g.subject_records(s).is_empty(),
+                Target::Record(r) => g.contains(r),
+            })
+            .filter_map(|g| GalleryKey::parse(g.name()))
+            .collect();
+        let what = match target {
+            Target::Subject(s) => format!("subject {s:?}"),
+            Target::Record(r) => format!("record {r:?}"),
+        };
+        if elsewhere.is_empty() {
+            return ServiceError::NotFound(format!("{what} not found"));
+        }
+        let held: Vec<String> = elsewhere.iter().map(|k| format!("{} dimension {}", k.modality, k.dim)).collect();
+        ServiceError::InvalidArgument(format!(
+            "{what} has no {} template of dimension {} to compare with (it holds: {})",
+            key.modality,
+            key.dim,
+            held.join(", ")
+        ))
+    }
+
+    /// Searches the probe's gallery for the best `top_k` subjects.
+    pub async fn identify(&self, input: IdentifyInput) -> Result<IdentifyOutput> {
+        let top_k = match input.top_k {
+            0 => 10,
+            k if k > MAX_TOP_K => {
+                return Err(ServiceError::InvalidArgument(format!("top_k {k} exceeds the maximum of {MAX_TOP_K}")));
+            }
+            k => k,
+        };
+        let min_score = match input.threshold {
+            Some(t) if !t.is_finite() => return Err(ServiceError::InvalidArgument(format!("threshold {t} is not a finite number"))),
+            Some(t) => t,
+            None => f32::NEG_INFINITY,
+        };
+        validate::metadata("metadata_filter", &input.filter)?;
+        let key = GalleryKey { modality: input.probe.modality(), dim: input.probe.dim() };
+        let Some(g) = self.gallery(key)? else {
+            return Ok(IdentifyOutput { candidates: Vec::new(), gallery_size: 0, gallery: String::new() });
+        };
+        let probe = input.probe;
+        let filter = input.filter;
+        let gallery = g.clone();
+        let hits = self
+            .pool
+            .run(move |cancel| {
+                gallery.search_subjects(&Search {
+                    probe: probe.values(),
+                    k: top_k,
+                    min_score,
+                    filter: (!filter.is_empty()).then_some(&filter),
+                    cancel: Some(cancel),
+                })
+            })
+            .await??;
+        Ok(IdentifyOutput {
+            candidates: hits
+                .into_iter()
+                .map(|h| Candidate { subject_id: h.subject_id, record_id: h.record_id, score: h.score })
+                .collect(),
+            gallery_size: g.stats().records,
+            gallery: key.name(),
+        })
+    }
+
+    /// Deletes a record or all of a subject's records, in every gallery.
+    /// With `purge`, the affected galleries are compacted before returning.
+    pub async fn delete(&self, target: Target, purge: bool) -> Result<Vec<String>> {
+        let (field, id) = match &target {
+            Target::Subject(s) => ("subject_id", s.clone()),
+            Target::Record(r) => ("record_id", r.clone()),
+        };
+        validate::id(field, &id)?;
+        let catalog = self.catalog.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+            let mut deleted = Vec::new();
+            for g in catalog.ready() {
+                let ids = match &target {
+                    Target::Subject(s) => g.delete_subject(s)?,
+                    Target::Record(r) => g.delete(std::slice::from_ref(r))?,
+                };
+                if !ids.is_empty() {
+                    if purge {
+                        g.compact()?;
+                    }
+                    deleted.extend(ids);
+                }
+            }
+            Ok(deleted)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("delete worker failed: {e}")))??;
+        if outcome.is_empty() {
+            return Err(ServiceError::NotFound(format!("{} {id:?} not found", field.trim_end_matches("_id"))));
+        }
+        info!(target = field, count = outcome.len(), purge, "records deleted");
+        Ok(outcome)
+    }
+
+    /// Reads one record.
+    pub async fn get_record(&self, record_id: &str, with_template: bool) -> Result<RecordView> {
+        validate::id("record_id", record_id)?;
+        let catalog = self.catalog.clone();
+        let id = record_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            catalog.ready().into_iter().find_map(|g| {
+                let key = GalleryKey::parse(g.name())?;
+                g.get(&id, with_template).map(|record| RecordView { gallery: key, record })
+            })
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("read worker failed: {e}")))?
+        .ok_or_else(|| ServiceError::NotFound(format!("record {record_id:?} not found")))
+    }
+
+    /// One page of records in id order across galleries.
+    pub async fn list(
+        &self,
+        modality: Option<Modality>,
+        subject: Option<String>,
+        after: Option<String>,
+        limit: usize,
+        with_templates: bool,
+    ) -> Result<ListPage> {
+        let catalog = self.catalog.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all: Vec<RecordView> = Vec::new();
+            for g in catalog.ready() {
+                let Some(key) = GalleryKey::parse(g.name()) else { continue };
+                if modality.is_some_and(|m| m != key.modality) {
+                    continue;
+                }
+                for record in g.list(after.as_deref(), limit + 1, subject.as_deref(), with_templates) {
+                    all.push(RecordView { gallery: key, record });
+                }
+            }
+            all.sort_by(|a, b| a.record.meta.record_id.cmp(&b.record.meta.record_id));
+            let more = all.len() > limit;
+            all.truncate(limit);
+            let next_token = more.then(|| all.last().map(|r| r.record.meta.record_id.clone())).flatten();
+            ListPage { records: all, next_token }
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("list worker failed: {e}")))
+    }
+
+    /// Every gallery's sizes and health.
+    pub fn stats(&self) -> Vec<GalleryInfo> {
+        self.catalog
+            .entries()
+            .into_iter()
+            .map(|(name, e)| {
+                let key = GalleryKey::parse(&name);
+                match e {
+                    Entry::Ready(g) => GalleryInfo { name, key, stats: g.stats(), error: None },
+                    Entry::Broken(why) => GalleryInfo { name, key, stats: Default::default(), error: Some(why.to_string()) },
+                }
+            })
+            .collect()
+    }
+
+    /// Compacts every gallery that has deletes pending. Called periodically.
+    pub async fn compact_pending(&self) {
+        let catalog = self.catalog.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for g in catalog.ready().into_iter().filter(|g| g.pending_deletes() > 0) {
+                if let Err(e) = g.compact() {
+                    warn!(gallery = g.name(), error = %e, "compaction failed; will retry");
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Validates an embedding probe or enrollment template.
+    pub fn embedding(&self, modality: Modality, values: Vec<f32>) -> Result<Embedding> {
+        if !modality.is_embedding() {
+            return Err(ServiceError::Unimplemented(format!(
+                "{modality} matching is not available in this version; FACE and VOICE are"
+            )));
+        }
+        Ok(Embedding::new(modality, values, self.cfg.max_dimension)?)
+    }
+}
+
+fn clone_err(e: &ServiceError) -> ServiceError {
+    match e {
+        ServiceError::InvalidArgument(m) => ServiceError::InvalidArgument(m.clone()),
+        ServiceError::NotFound(m) => ServiceError::NotFound(m.clone()),
+        ServiceError::AlreadyExists(m) => ServiceError::AlreadyExists(m.clone()),
+        ServiceError::Unimplemented(m) => ServiceError::Unimplemented(m.clone()),
+        ServiceError::DataLoss(m) => ServiceError::DataLoss(m.clone()),
+        ServiceError::Cancelled => ServiceError::Cancelled,
+        ServiceError::Internal(m) => ServiceError::Internal(m.clone()),
+    }
+}

@@ -1,0 +1,168 @@
+//! Domain types of the service layer: what the gRPC adapter (and later the
+//! REST adapter) converts requests into, and results out of.
+
+use std::collections::BTreeMap;
+
+use biomatch_index::StoredRecord;
+use biomatch_matcher::{Embedding, Modality};
+
+/// Identifies a gallery: one modality at one dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GalleryKey {
+    /// Modality.
+    pub modality: Modality,
+    /// Embedding dimension.
+    pub dim: usize,
+}
+
+impl GalleryKey {
+    /// Directory and display name, e.g. `face-512`.
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.modality.as_str(), self.dim)
+    }
+
+    /// Parses a name made by [`GalleryKey::name`].
+    pub fn parse(name: &str) -> Option<GalleryKey> {
+        let (m, d) = name.rsplit_once('-')?;
+        Some(GalleryKey { modality: Modality::parse(m)?, dim: d.parse().ok()? })
+    }
+}
+
+/// A record to enroll.
+#[derive(Clone, Debug)]
+pub struct EnrollInput {
+    /// Subject.
+    pub subject_id: String,
+    /// Record id, or None to have one assigned.
+    pub record_id: Option<String>,
+    /// The validated template.
+    pub template: Embedding,
+    /// Quality 0..100.
+    pub quality: f32,
+    /// Client metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A durable enrollment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnrollOutput {
+    /// The record id.
+    pub record_id: String,
+    /// The gallery name.
+    pub gallery: String,
+}
+
+/// Whom a probe is verified against.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// All of a subject's records (best score counts).
+    Subject(String),
+    /// One record.
+    Record(String),
+}
+
+/// A 1:1 comparison.
+#[derive(Clone, Debug)]
+pub struct VerifyInput {
+    /// The probe.
+    pub probe: Embedding,
+    /// The target.
+    pub target: Target,
+    /// Threshold, or the modality default.
+    pub threshold: Option<f32>,
+}
+
+/// The outcome of a 1:1 comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyOutput {
+    /// Best score.
+    pub score: f32,
+    /// score >= threshold.
+    pub matched: bool,
+    /// The threshold used.
+    pub threshold: f32,
+    /// The best record.
+    pub record_id: String,
+    /// Templates compared.
+    pub compared: u32,
+}
+
+/// A 1:N search.
+#[derive(Clone, Debug)]
+pub struct IdentifyInput {
+    /// The probe.
+    pub probe: Embedding,
+    /// Number of subjects wanted.
+    pub top_k: usize,
+    /// Minimum score, when set.
+    pub threshold: Option<f32>,
+    /// Metadata equality filter.
+    pub filter: BTreeMap<String, String>,
+}
+
+/// One candidate subject.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    /// Subject.
+    pub subject_id: String,
+    /// Its best record.
+    pub record_id: String,
+    /// That record's score.
+    pub score: f32,
+}
+
+/// The outcome of a 1:N search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdentifyOutput {
+    /// Candidates, best first.
+    pub candidates: Vec<Candidate>,
+    /// Live records in the gallery.
+    pub gallery_size: u64,
+    /// Gallery name, empty when none exists yet.
+    pub gallery: String,
+}
+
+/// A record read back, with the gallery it lives in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordView {
+    /// Its gallery.
+    pub gallery: GalleryKey,
+    /// The record.
+    pub record: StoredRecord,
+}
+
+/// One gallery's statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GalleryInfo {
+    /// Name.
+    pub name: String,
+    /// Parsed key, when the name is well-formed.
+    pub key: Option<GalleryKey>,
+    /// Sizes (zero when broken).
+    pub stats: biomatch_index::GalleryStats,
+    /// Why it is not served, when broken.
+    pub error: Option<String>,
+}
+
+/// A page of a listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListPage {
+    /// Records in id order.
+    pub records: Vec<RecordView>,
+    /// Token to continue after this page; None at the end.
+    pub next_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gallery_names_round_trip() {
+        let k = GalleryKey { modality: Modality::Voice, dim: 192 };
+        assert_eq!(k.name(), "voice-192");
+        assert_eq!(GalleryKey::parse("voice-192"), Some(k));
+        assert_eq!(GalleryKey::parse("voice"), None);
+        assert_eq!(GalleryKey::parse("nose-12"), None);
+    }
+}
