@@ -1,0 +1,126 @@
+//! Starts the real `biomatch` binary on a loopback port for black-box tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use biomatch_proto::v1 as pb;
+use pb::matcher_client::MatcherClient;
+use tonic::transport::Channel;
+
+/// A running server process.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `biomatch serve` on `data_dir` with extra `BIOMATCH_*` settings.
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port_file = data_dir.with_extension("port");
+        let _ = std::fs::remove_file(&port_file);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_biomatch"));
+        cmd.args(["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--port-file")
+            .arg(&port_file)
+            .env("BIOMATCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn biomatch");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&port_file)
+                && !a.is_empty()
+            {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "server did not start within 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Server { child: Some(child), addr: format!("http://{addr}"), data_dir: data_dir.to_path_buf() }
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> MatcherClient<Channel> {
+        MatcherClient::connect(self.addr.clone())
+            .await
+            .expect("connect")
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    /// Graceful stop (SIGTERM), waiting for exit.
+    pub fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: plain syscall on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    /// `kill -9`, waiting for exit.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An embedding template from f32 values.
+pub fn emb(modality: pb::Modality, v: &[f32]) -> pb::Template {
+    pb::Template {
+        modality: modality as i32,
+        kind: Some(pb::template::Kind::Embedding(pb::Embedding {
+            values: Some(pb::embedding::Values::F32Le(v.iter().flat_map(|x| x.to_le_bytes()).collect())),
+        })),
+        quality: 0.0,
+    }
+}
+
+/// A face template.
+pub fn face(v: &[f32]) -> pb::Template {
+    emb(pb::Modality::Face, v)
+}
+
+/// An enroll request.
+pub fn enroll_req(subject: &str, record: &str, t: pb::Template) -> pb::EnrollRequest {
+    pb::EnrollRequest { subject_id: subject.into(), record_id: record.into(), template: Some(t), metadata: Default::default() }
+}
+
+/// Decodes a stored template's vector.
+pub fn vector_of(r: &pb::Record) -> Vec<f32> {
+    match r.template.as_ref().and_then(|t| t.kind.clone()) {
+        Some(pb::template::Kind::Embedding(pb::Embedding { values: Some(pb::embedding::Values::F32Le(b)) })) => {
+            b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        }
+        other => panic!("unexpected template {other:?}"),
+    }
+}
+
+/// Normalises like the server does.
+pub fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    v.iter().map(|x| (*x as f64 / n) as f32).collect()
+}
+
+/// Total live records per the server.
+pub async fn total(c: &mut MatcherClient<Channel>) -> u64 {
+    c.gallery_stats(pb::GalleryStatsRequest {}).await.unwrap().into_inner().total_records
+}
