@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use biomatch_datasets::{VectorRecord, read_vectors};
 use biomatch_proto::v1 as pb;
@@ -164,7 +164,9 @@ pub struct DeleteArgs {
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected key=value, got {s:?}"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -173,7 +175,9 @@ fn template(m: CliModality, v: &[f32]) -> pb::Template {
     pb::Template {
         modality: m.pb() as i32,
         kind: Some(pb::template::Kind::Embedding(pb::Embedding {
-            values: Some(pb::embedding::Values::F32Le(v.iter().flat_map(|x| x.to_le_bytes()).collect())),
+            values: Some(pb::embedding::Values::F32Le(
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )),
         })),
         quality: 0.0,
     }
@@ -188,10 +192,12 @@ async fn connect(c: &ClientArgs) -> Result<MatcherClient<tonic::transport::Chann
     let client = MatcherClient::connect(c.server.clone())
         .await
         .map_err(|e| format!("cannot reach biomatch at {}: {e}", c.server))?;
-    Ok(client.max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+    Ok(client
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
 }
 
-fn load(input: &PathBuf) -> Result<Vec<VectorRecord>, Box<dyn std::error::Error>> {
+fn load(input: &Path) -> Result<Vec<VectorRecord>, Box<dyn std::error::Error>> {
     let v = read_vectors(input)?;
     if v.is_empty() {
         return Err(format!("{} holds no vectors", input.display()).into());
@@ -213,10 +219,16 @@ pub async fn run_client(cmd: Command) -> CliResult {
                     (None, None) => unreachable!("clap requires one"),
                 };
                 let r = c
-                    .verify(pb::VerifyRequest { probe: Some(template(a.modality, &v.vector)), target: Some(target), threshold: a.threshold })
+                    .verify(pb::VerifyRequest {
+                        probe: Some(template(a.modality, &v.vector)),
+                        target: Some(target),
+                        threshold: a.threshold,
+                    })
                     .await?
                     .into_inner();
-                emit(json!({"score": r.score, "match": r.r#match, "threshold": r.threshold, "record_id": r.record_id, "compared": r.compared}))?;
+                emit(
+                    json!({"score": r.score, "match": r.r#match, "threshold": r.threshold, "record_id": r.record_id, "compared": r.compared}),
+                )?;
             }
             Ok(())
         }
@@ -248,7 +260,13 @@ pub async fn run_client(cmd: Command) -> CliResult {
                 (None, Some(r)) => pb::delete_request::Target::RecordId(r),
                 (None, None) => unreachable!("clap requires one"),
             };
-            let r = c.delete(pb::DeleteRequest { target: Some(target), purge: a.purge }).await?.into_inner();
+            let r = c
+                .delete(pb::DeleteRequest {
+                    target: Some(target),
+                    purge: a.purge,
+                })
+                .await?
+                .into_inner();
             emit(json!({"deleted": r.deleted, "record_ids": r.record_ids}))
         }
         Command::Stats(a) => {
@@ -275,9 +293,10 @@ async fn enroll(a: EnrollArgs) -> CliResult {
     }
     let mut reqs = Vec::with_capacity(vectors.len());
     for (i, v) in vectors.into_iter().enumerate() {
-        let subject = v.subject_id.or_else(|| a.subject.clone()).ok_or_else(|| {
-            format!("vector {i} names no subject_id and --subject was not given")
-        })?;
+        let subject = v
+            .subject_id
+            .or_else(|| a.subject.clone())
+            .ok_or_else(|| format!("vector {i} names no subject_id and --subject was not given"))?;
         let mut metadata: HashMap<String, String> = v.metadata.into_iter().collect();
         metadata.extend(a.meta.iter().cloned());
         reqs.push(pb::EnrollRequest {
@@ -302,5 +321,9 @@ async fn enroll(a: EnrollArgs) -> CliResult {
         }
     }
     emit(json!({"submitted": total, "enrolled": ok, "failed": failed}))?;
-    if failed > 0 { Err(format!("{failed} of {total} records were refused").into()) } else { Ok(()) }
+    if failed > 0 {
+        Err(format!("{failed} of {total} records were refused").into())
+    } else {
+        Ok(())
+    }
 }

@@ -29,6 +29,7 @@ use serde::Deserialize;
 /// Everything the server reads at start.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     /// Network and request limits.
     pub server: ServerConfig,
@@ -95,7 +96,11 @@ impl Default for ServerConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./biomatch-data"), flush_records: 65_536, compaction_interval_secs: 10 }
+        StorageConfig {
+            data_dir: PathBuf::from("./biomatch-data"),
+            flush_records: 65_536,
+            compaction_interval_secs: 10,
+        }
     }
 }
 
@@ -111,12 +116,6 @@ impl Default for MatchingConfig {
             face_dimensions: Vec::new(),
             voice_dimensions: Vec::new(),
         }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { server: ServerConfig::default(), storage: StorageConfig::default(), matching: MatchingConfig::default() }
     }
 }
 
@@ -156,8 +155,14 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut c = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), detail: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.into(),
+                    detail: e.to_string(),
+                })?
             }
             None => Config::default(),
         };
@@ -171,10 +176,18 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            v.trim().parse().map_err(|e: T::Err| ConfigError::Env { var: var.into(), value: v.into(), detail: e.to_string() })
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                var: var.into(),
+                value: v.into(),
+                detail: e.to_string(),
+            })
         }
         fn list(var: &str, v: &str) -> Result<Vec<usize>, ConfigError> {
-            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| parse(var, s)).collect()
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse(var, s))
+                .collect()
         }
         macro_rules! set {
             ($var:literal, $field:expr, $conv:expr) => {
@@ -188,7 +201,11 @@ impl Config {
         set!("BIOMATCH_SEARCH_THREADS", self.server.search_threads, parse);
         set!("BIOMATCH_DATA_DIR", self.storage.data_dir, parse::<PathBuf>);
         set!("BIOMATCH_FLUSH_RECORDS", self.storage.flush_records, parse);
-        set!("BIOMATCH_COMPACTION_INTERVAL_SECS", self.storage.compaction_interval_secs, parse);
+        set!(
+            "BIOMATCH_COMPACTION_INTERVAL_SECS",
+            self.storage.compaction_interval_secs,
+            parse
+        );
         set!("BIOMATCH_MAX_DIMENSION", self.matching.max_dimension, parse);
         set!("BIOMATCH_FACE_THRESHOLD", self.matching.face_threshold, parse);
         set!("BIOMATCH_VOICE_THRESHOLD", self.matching.voice_threshold, parse);
@@ -209,7 +226,11 @@ mod tests {
     fn file_then_environment_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "[storage]\ndata_dir = \"/srv/bio\"\n[matching]\nface_threshold = 0.5\n").unwrap();
+        std::fs::write(
+            &p,
+            "[storage]\ndata_dir = \"/srv/bio\"\n[matching]\nface_threshold = 0.5\n",
+        )
+        .unwrap();
         let mut c: Config = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(c.storage.data_dir, PathBuf::from("/srv/bio"));
         assert_eq!(c.storage.flush_records, 65_536, "unset keys keep defaults");
@@ -222,7 +243,12 @@ mod tests {
         assert_eq!(c.matching.face_threshold, 0.61);
         assert_eq!(c.matching.face_dimensions, vec![128, 512]);
         let bad = |k: &str| (k == "BIOMATCH_SEARCH_THREADS").then(|| "many".to_string());
-        assert!(c.apply_env(bad).unwrap_err().to_string().contains("BIOMATCH_SEARCH_THREADS"));
+        assert!(
+            c.apply_env(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("BIOMATCH_SEARCH_THREADS")
+        );
         std::fs::write(&p, "[storage]\nbogus = 1\n").unwrap();
         assert!(Config::load(Some(&p)).unwrap_err().to_string().contains("bogus"));
     }

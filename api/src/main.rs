@@ -10,7 +10,10 @@ fn main() -> std::process::ExitCode {
     let serving = matches!(cli.command, Command::Serve(_));
     let filter = EnvFilter::try_from_env("BIOMATCH_LOG")
         .unwrap_or_else(|_| EnvFilter::new(if serving { "info" } else { "warn" }));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -61,7 +61,9 @@ impl SearchPool {
                 let _ = tx.send(job(&cancel));
             }
         });
-        let out = rx.await.map_err(|_| ServiceError::Internal("search worker stopped".into()))?;
+        let out = rx
+            .await
+            .map_err(|_| ServiceError::Internal("search worker stopped".into()))?;
         guard.1 = false;
         Ok(out)
     }

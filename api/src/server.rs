@@ -39,20 +39,29 @@ pub enum ServeError {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(cfg: Config) -> Result<(), ServeError> {
-    let opts = GalleryOptions { flush_records: cfg.storage.flush_records.max(1) };
+    let opts = GalleryOptions {
+        flush_records: cfg.storage.flush_records.max(1),
+    };
     let data_dir = cfg.storage.data_dir.clone();
     let catalog = tokio::task::spawn_blocking(move || Catalog::open(&data_dir, opts))
         .await
-        .map_err(|e| ServeError::Io { context: "opening galleries".into(), source: std::io::Error::other(e) })??;
+        .map_err(|e| ServeError::Io {
+            context: "opening galleries".into(),
+            source: std::io::Error::other(e),
+        })??;
     let pool = SearchPool::new(cfg.server.search_threads);
     let svc = Arc::new(MatchService::new(Arc::new(catalog), pool.clone(), cfg.matching.clone()));
 
     let listener = TcpListener::bind(cfg.server.grpc_addr)
         .await
-        .map_err(|source| ServeError::Io { context: format!("cannot listen on {}", cfg.server.grpc_addr), source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServeError::Io { context: "reading the bound address".into(), source })?;
+        .map_err(|source| ServeError::Io {
+            context: format!("cannot listen on {}", cfg.server.grpc_addr),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+        context: "reading the bound address".into(),
+        source,
+    })?;
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<MatcherServer<MatcherGrpc>>().await;
@@ -88,8 +97,10 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         error!(gallery = %g.name, error = g.error.as_deref().unwrap_or(""), "gallery is not served");
     }
     if let Some(path) = &cfg.server.port_file {
-        std::fs::write(path, addr.to_string())
-            .map_err(|source| ServeError::Io { context: format!("cannot write port file {}", path.display()), source })?;
+        std::fs::write(path, addr.to_string()).map_err(|source| ServeError::Io {
+            context: format!("cannot write port file {}", path.display()),
+            source,
+        })?;
     }
     tonic::transport::Server::builder()
         .add_service(health_svc)

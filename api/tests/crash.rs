@@ -21,14 +21,20 @@ async fn acknowledged_enrollments_survive_sigkill_and_nothing_partial_is_visible
     let server = Server::start(&data, &env);
     let mut c = server.client().await;
     let set = SyntheticEmbeddings::uniform(DIM, N, 11);
-    let sent: HashMap<String, Vec<f32>> = (0..N).map(|i| (format!("k{i:05}"), set[i * DIM..(i + 1) * DIM].to_vec())).collect();
+    let sent: HashMap<String, Vec<f32>> = (0..N)
+        .map(|i| (format!("k{i:05}"), set[i * DIM..(i + 1) * DIM].to_vec()))
+        .collect();
 
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let feeder = {
         let set = set.clone();
         tokio::spawn(async move {
             for i in 0..N {
-                let r = enroll_req(&format!("p{}", i % 977), &format!("k{i:05}"), face(&set[i * DIM..(i + 1) * DIM]));
+                let r = enroll_req(
+                    &format!("p{}", i % 977),
+                    &format!("k{i:05}"),
+                    face(&set[i * DIM..(i + 1) * DIM]),
+                );
                 if tx.send(r).await.is_err() {
                     break;
                 }
@@ -38,7 +44,11 @@ async fn acknowledged_enrollments_survive_sigkill_and_nothing_partial_is_visible
             }
         })
     };
-    let mut acks = c.enroll_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut acks = c
+        .enroll_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let a2 = acked.clone();
     let reader = tokio::spawn(async move {
@@ -59,22 +69,40 @@ async fn acknowledged_enrollments_survive_sigkill_and_nothing_partial_is_visible
     feeder.abort();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 3000, "only {} acknowledged before the kill", acked.len());
-    assert!(acked.len() < N, "the kill came after the whole stream; nothing was in flight");
+    assert!(
+        acked.len() < N,
+        "the kill came after the whole stream; nothing was in flight"
+    );
 
     let server = Server::start(&data, &env);
     let mut c = server.client().await;
     // Every acknowledged record is there, intact.
     for id in &acked {
-        let r = c.get_record(pb::GetRecordRequest { record_id: id.clone(), include_template: true }).await;
+        let r = c
+            .get_record(pb::GetRecordRequest {
+                record_id: id.clone(),
+                include_template: true,
+            })
+            .await;
         let r = r.unwrap_or_else(|e| panic!("acknowledged {id} lost: {e}")).into_inner();
         assert_eq!(vector_of(&r), unit(&sent[id]), "{id} altered");
     }
     // Nothing visible is partial: every listed record is one that was sent, whole.
-    let mut pages = c.list_records(pb::ListRecordsRequest { page_size: 5000, include_templates: true, ..Default::default() }).await.unwrap().into_inner();
+    let mut pages = c
+        .list_records(pb::ListRecordsRequest {
+            page_size: 5000,
+            include_templates: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut listed = 0;
     while let Some(p) = pages.message().await.unwrap() {
         for r in p.records {
-            let v = sent.get(&r.record_id).unwrap_or_else(|| panic!("unknown record {}", r.record_id));
+            let v = sent
+                .get(&r.record_id)
+                .unwrap_or_else(|| panic!("unknown record {}", r.record_id));
             assert_eq!(vector_of(&r), unit(v), "{} is not what was sent", r.record_id);
             listed += 1;
         }
@@ -82,5 +110,7 @@ async fn acknowledged_enrollments_survive_sigkill_and_nothing_partial_is_visible
     assert!(listed >= acked.len());
     assert_eq!(total(&mut c).await as usize, listed);
     // And the gallery still takes writes after recovery.
-    c.enroll(enroll_req("after", "after-crash", face(&sent["k00000"]))).await.unwrap();
+    c.enroll(enroll_req("after", "after-crash", face(&sent["k00000"])))
+        .await
+        .unwrap();
 }

@@ -11,7 +11,14 @@ const DIM: usize = 512;
 
 fn dataset() -> biomatch_datasets::SyntheticSet {
     // Two samples per subject: index 2i is enrolled, 2i+1 probes.
-    SyntheticEmbeddings { dim: DIM, subjects: 1000, samples_per_subject: 2, noise: 0.6, seed: 42 }.generate()
+    SyntheticEmbeddings {
+        dim: DIM,
+        subjects: 1000,
+        samples_per_subject: 2,
+        noise: 0.6,
+        seed: 42,
+    }
+    .generate()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,10 +33,19 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
 
     // First 100 one by one, the rest over a stream.
     for s in 0..100 {
-        let r = c.enroll(enroll_req(&format!("subj-{s}"), &format!("rec-{s}"), face(set.row(2 * s)))).await.unwrap();
+        let r = c
+            .enroll(enroll_req(
+                &format!("subj-{s}"),
+                &format!("rec-{s}"),
+                face(set.row(2 * s)),
+            ))
+            .await
+            .unwrap();
         assert_eq!(r.into_inner().gallery, "face-512");
     }
-    let reqs: Vec<_> = (100..1000).map(|s| enroll_req(&format!("subj-{s}"), &format!("rec-{s}"), face(set.row(2 * s)))).collect();
+    let reqs: Vec<_> = (100..1000)
+        .map(|s| enroll_req(&format!("subj-{s}"), &format!("rec-{s}"), face(set.row(2 * s))))
+        .collect();
     let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
     let mut acked = 0;
     while let Some(a) = acks.message().await.unwrap() {
@@ -66,7 +82,12 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
     }
 
     // Rank-1 identification for every subject.
-    let identify = |s: usize| pb::IdentifyRequest { probe: Some(face(set.row(2 * s + 1))), top_k: 5, threshold: None, metadata_filter: Default::default() };
+    let identify = |s: usize| pb::IdentifyRequest {
+        probe: Some(face(set.row(2 * s + 1))),
+        top_k: 5,
+        threshold: None,
+        metadata_filter: Default::default(),
+    };
     for s in 0..1000 {
         let r = c.identify(identify(s)).await.unwrap().into_inner();
         assert_eq!(r.candidates[0].subject_id, format!("subj-{s}"), "rank 1 of subject {s}");
@@ -75,13 +96,37 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
     }
 
     // Delete a subject and a record; they never come back.
-    let d = c.delete(pb::DeleteRequest { target: Some(pb::delete_request::Target::SubjectId("subj-7".into())), purge: false }).await.unwrap();
+    let d = c
+        .delete(pb::DeleteRequest {
+            target: Some(pb::delete_request::Target::SubjectId("subj-7".into())),
+            purge: false,
+        })
+        .await
+        .unwrap();
     assert_eq!(d.into_inner().record_ids, vec!["rec-7".to_string()]);
-    c.delete(pb::DeleteRequest { target: Some(pb::delete_request::Target::RecordId("rec-8".into())), purge: true }).await.unwrap();
+    c.delete(pb::DeleteRequest {
+        target: Some(pb::delete_request::Target::RecordId("rec-8".into())),
+        purge: true,
+    })
+    .await
+    .unwrap();
     for s in [7, 8] {
-        let r = c.identify(pb::IdentifyRequest { top_k: 1000, ..identify(s) }).await.unwrap().into_inner();
+        let r = c
+            .identify(pb::IdentifyRequest {
+                top_k: 1000,
+                ..identify(s)
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(r.candidates.iter().all(|c| c.subject_id != format!("subj-{s}")));
-        let e = c.get_record(pb::GetRecordRequest { record_id: format!("rec-{s}"), include_template: false }).await.unwrap_err();
+        let e = c
+            .get_record(pb::GetRecordRequest {
+                record_id: format!("rec-{s}"),
+                include_template: false,
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
     }
     assert_eq!(total(&mut c).await, 998);
@@ -92,7 +137,12 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
     let mut c = server.client().await;
     assert_eq!(total(&mut c).await, 998);
     for s in 0..1000 {
-        let r = c.get_record(pb::GetRecordRequest { record_id: format!("rec-{s}"), include_template: true }).await;
+        let r = c
+            .get_record(pb::GetRecordRequest {
+                record_id: format!("rec-{s}"),
+                include_template: true,
+            })
+            .await;
         if s == 7 || s == 8 {
             assert_eq!(r.unwrap_err().code(), Code::NotFound);
             continue;
@@ -128,69 +178,167 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
     };
     let mut nan = good.clone();
     nan[3] = f32::NAN;
-    expect(c.enroll(enroll_req("bob", "", face(&nan))).await, Code::InvalidArgument, &["index 3", "NaN"]);
+    expect(
+        c.enroll(enroll_req("bob", "", face(&nan))).await,
+        Code::InvalidArgument,
+        &["index 3", "NaN"],
+    );
     let mut inf = good.clone();
     inf[0] = f32::INFINITY;
-    expect(c.enroll(enroll_req("bob", "", face(&inf))).await, Code::InvalidArgument, &["index 0", "inf"]);
-    expect(c.enroll(enroll_req("bob", "", face(&[]))).await, Code::InvalidArgument, &["empty template"]);
-    expect(c.enroll(enroll_req("bob", "", face(&vec![0.0; DIM]))).await, Code::InvalidArgument, &["zero vector"]);
-    let no_kind = pb::Template { modality: pb::Modality::Face as i32, kind: None, quality: 0.0 };
-    expect(c.enroll(enroll_req("bob", "", no_kind)).await, Code::InvalidArgument, &["empty template"]);
+    expect(
+        c.enroll(enroll_req("bob", "", face(&inf))).await,
+        Code::InvalidArgument,
+        &["index 0", "inf"],
+    );
+    expect(
+        c.enroll(enroll_req("bob", "", face(&[]))).await,
+        Code::InvalidArgument,
+        &["empty template"],
+    );
+    expect(
+        c.enroll(enroll_req("bob", "", face(&vec![0.0; DIM]))).await,
+        Code::InvalidArgument,
+        &["zero vector"],
+    );
+    let no_kind = pb::Template {
+        modality: pb::Modality::Face as i32,
+        kind: None,
+        quality: 0.0,
+    };
+    expect(
+        c.enroll(enroll_req("bob", "", no_kind)).await,
+        Code::InvalidArgument,
+        &["empty template"],
+    );
     let mut bytes = face(&good);
-    if let Some(pb::template::Kind::Embedding(pb::Embedding { values: Some(pb::embedding::Values::F32Le(b)) })) = &mut bytes.kind {
+    if let Some(pb::template::Kind::Embedding(pb::Embedding {
+        values: Some(pb::embedding::Values::F32Le(b)),
+    })) = &mut bytes.kind
+    {
         b.pop();
     }
-    expect(c.enroll(enroll_req("bob", "", bytes)).await, Code::InvalidArgument, &["not a multiple of 4"]);
-    expect(c.enroll(enroll_req("", "", face(&good))).await, Code::InvalidArgument, &["subject_id is required"]);
-    expect(c.enroll(enroll_req("bob", "a-1", face(&good))).await, Code::AlreadyExists, &["a-1"]);
-    let unspecified = pb::Template { modality: 0, ..face(&good) };
-    expect(c.enroll(enroll_req("bob", "", unspecified)).await, Code::InvalidArgument, &["template.modality is required"]);
-    let iris = pb::Template { modality: pb::Modality::Iris as i32, kind: None, quality: 0.0 };
-    expect(c.enroll(enroll_req("bob", "", iris)).await, Code::Unimplemented, &["IRIS"]);
+    expect(
+        c.enroll(enroll_req("bob", "", bytes)).await,
+        Code::InvalidArgument,
+        &["not a multiple of 4"],
+    );
+    expect(
+        c.enroll(enroll_req("", "", face(&good))).await,
+        Code::InvalidArgument,
+        &["subject_id is required"],
+    );
+    expect(
+        c.enroll(enroll_req("bob", "a-1", face(&good))).await,
+        Code::AlreadyExists,
+        &["a-1"],
+    );
+    let unspecified = pb::Template {
+        modality: 0,
+        ..face(&good)
+    };
+    expect(
+        c.enroll(enroll_req("bob", "", unspecified)).await,
+        Code::InvalidArgument,
+        &["template.modality is required"],
+    );
+    let iris = pb::Template {
+        modality: pb::Modality::Iris as i32,
+        kind: None,
+        quality: 0.0,
+    };
+    expect(
+        c.enroll(enroll_req("bob", "", iris)).await,
+        Code::Unimplemented,
+        &["IRIS"],
+    );
     // Over the configured 64 KiB limit (but under the transport's cap).
     let huge = pb::EnrollRequest {
         metadata: [("blob".to_string(), "x".repeat(100_000))].into(),
         ..enroll_req("bob", "", face(&good))
     };
-    expect(c.enroll(huge).await, Code::InvalidArgument, &["over the limit of 65536 bytes"]);
+    expect(
+        c.enroll(huge).await,
+        Code::InvalidArgument,
+        &["over the limit of 65536 bytes"],
+    );
 
     // Wrong dimension against an existing gallery.
     let short = face(&good[..128]);
     let e = c
-        .identify(pb::IdentifyRequest { probe: Some(short.clone()), top_k: 3, threshold: None, metadata_filter: Default::default() })
+        .identify(pb::IdentifyRequest {
+            probe: Some(short.clone()),
+            top_k: 3,
+            threshold: None,
+            metadata_filter: Default::default(),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("dimension 128") && e.message().contains("512"), "{}", e.message());
+    assert!(
+        e.message().contains("dimension 128") && e.message().contains("512"),
+        "{}",
+        e.message()
+    );
     let e = c
-        .verify(pb::VerifyRequest { probe: Some(short), target: Some(pb::verify_request::Target::SubjectId("alice".into())), threshold: None })
+        .verify(pb::VerifyRequest {
+            probe: Some(short),
+            target: Some(pb::verify_request::Target::SubjectId("alice".into())),
+            threshold: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    assert!(e.message().contains("dimension 128") && e.message().contains("dimension 512"), "{}", e.message());
+    assert!(
+        e.message().contains("dimension 128") && e.message().contains("dimension 512"),
+        "{}",
+        e.message()
+    );
     // Unknown subject and record.
     let e = c
-        .verify(pb::VerifyRequest { probe: Some(face(&good)), target: Some(pb::verify_request::Target::SubjectId("nobody".into())), threshold: None })
+        .verify(pb::VerifyRequest {
+            probe: Some(face(&good)),
+            target: Some(pb::verify_request::Target::SubjectId("nobody".into())),
+            threshold: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("nobody"));
-    let e = c.delete(pb::DeleteRequest { target: Some(pb::delete_request::Target::RecordId("nope".into())), purge: false }).await.unwrap_err();
+    let e = c
+        .delete(pb::DeleteRequest {
+            target: Some(pb::delete_request::Target::RecordId("nope".into())),
+            purge: false,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     let e = c
-        .identify(pb::IdentifyRequest { probe: Some(face(&good)), top_k: 5000, threshold: None, metadata_filter: Default::default() })
+        .identify(pb::IdentifyRequest {
+            probe: Some(face(&good)),
+            top_k: 5000,
+            threshold: None,
+            metadata_filter: Default::default(),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("top_k"));
     let e = c
-        .verify(pb::VerifyRequest { probe: Some(face(&good)), target: None, threshold: None })
+        .verify(pb::VerifyRequest {
+            probe: Some(face(&good)),
+            target: None,
+            threshold: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 
     // Mixed stream: bad records are reported, good ones stored.
-    let reqs = vec![enroll_req("carol", "c-1", face(&good)), enroll_req("carol", "c-2", face(&nan)), enroll_req("carol", "a-1", face(&good))];
+    let reqs = vec![
+        enroll_req("carol", "c-1", face(&good)),
+        enroll_req("carol", "c-2", face(&nan)),
+        enroll_req("carol", "a-1", face(&good)),
+    ];
     let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
     let (mut ok, mut errs) = (Vec::new(), Vec::new());
     while let Some(a) = acks.message().await.unwrap() {
@@ -198,9 +346,19 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
         errs.extend(a.errors);
     }
     assert_eq!(ok, vec!["c-1".to_string()]);
-    assert_eq!(errs.iter().map(|e| (e.index, e.code)).collect::<Vec<_>>(), vec![(1, Code::InvalidArgument as i32), (2, Code::AlreadyExists as i32)]);
+    assert_eq!(
+        errs.iter().map(|e| (e.index, e.code)).collect::<Vec<_>>(),
+        vec![(1, Code::InvalidArgument as i32), (2, Code::AlreadyExists as i32)]
+    );
     assert_eq!(total(&mut c).await, before + 1);
-    let a1 = c.get_record(pb::GetRecordRequest { record_id: "a-1".into(), include_template: true }).await.unwrap().into_inner();
+    let a1 = c
+        .get_record(pb::GetRecordRequest {
+            record_id: "a-1".into(),
+            include_template: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(a1.subject_id, "alice", "the refused duplicate did not overwrite");
 }
 
@@ -211,10 +369,25 @@ async fn a_flipped_byte_in_a_segment_is_reported_with_the_file_name_and_not_serv
     let env = [("BIOMATCH_FLUSH_RECORDS", "50")];
     let server = Server::start(&data, &env);
     let mut c = server.client().await;
-    let set = SyntheticEmbeddings { dim: 64, subjects: 60, samples_per_subject: 1, noise: 0.1, seed: 1 }.generate();
+    let set = SyntheticEmbeddings {
+        dim: 64,
+        subjects: 60,
+        samples_per_subject: 1,
+        noise: 0.1,
+        seed: 1,
+    }
+    .generate();
     for s in 0..60 {
-        c.enroll(enroll_req(&format!("s{s}"), &format!("r{s}"), face(set.row(s)))).await.unwrap();
-        c.enroll(enroll_req(&format!("s{s}"), &format!("v{s}"), emb(pb::Modality::Voice, set.row(s)))).await.unwrap();
+        c.enroll(enroll_req(&format!("s{s}"), &format!("r{s}"), face(set.row(s))))
+            .await
+            .unwrap();
+        c.enroll(enroll_req(
+            &format!("s{s}"),
+            &format!("v{s}"),
+            emb(pb::Modality::Voice, set.row(s)),
+        ))
+        .await
+        .unwrap();
     }
     server.stop();
     let seg = data.join("galleries/face-64/seg-00000001.seg");
@@ -225,11 +398,20 @@ async fn a_flipped_byte_in_a_segment_is_reported_with_the_file_name_and_not_serv
     let server = Server::start(&data, &env);
     let mut c = server.client().await;
     let e = c
-        .identify(pb::IdentifyRequest { probe: Some(face(set.row(3))), top_k: 1, threshold: None, metadata_filter: Default::default() })
+        .identify(pb::IdentifyRequest {
+            probe: Some(face(set.row(3))),
+            top_k: 1,
+            threshold: None,
+            metadata_filter: Default::default(),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::DataLoss);
-    assert!(e.message().contains("seg-00000001.seg") && e.message().contains("checksum"), "{}", e.message());
+    assert!(
+        e.message().contains("seg-00000001.seg") && e.message().contains("checksum"),
+        "{}",
+        e.message()
+    );
     let e = c.enroll(enroll_req("x", "x", face(set.row(0)))).await.unwrap_err();
     assert_eq!(e.code(), Code::DataLoss, "no writes into a damaged gallery");
     let stats = c.gallery_stats(pb::GalleryStatsRequest {}).await.unwrap().into_inner();
@@ -237,7 +419,12 @@ async fn a_flipped_byte_in_a_segment_is_reported_with_the_file_name_and_not_serv
     assert!(face_g.error.contains("seg-00000001.seg"), "{face_g:?}");
     // The healthy voice gallery keeps serving.
     let r = c
-        .identify(pb::IdentifyRequest { probe: Some(emb(pb::Modality::Voice, set.row(3))), top_k: 1, threshold: None, metadata_filter: Default::default() })
+        .identify(pb::IdentifyRequest {
+            probe: Some(emb(pb::Modality::Voice, set.row(3))),
+            top_k: 1,
+            threshold: None,
+            metadata_filter: Default::default(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -249,15 +436,30 @@ async fn listing_streaming_verify_filters_health_and_reflection() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let mut c = server.client().await;
-    let set = SyntheticEmbeddings { dim: 32, subjects: 25, samples_per_subject: 4, noise: 0.4, seed: 5 }.generate();
+    let set = SyntheticEmbeddings {
+        dim: 32,
+        subjects: 25,
+        samples_per_subject: 4,
+        noise: 0.4,
+        seed: 5,
+    }
+    .generate();
     for i in 0..100 {
-        let mut r = enroll_req(&format!("s{:02}", set.labels[i]), &format!("r{i:03}"), emb(pb::Modality::Voice, set.row(i)));
-        r.metadata.insert("site".into(), if i % 2 == 0 { "even" } else { "odd" }.into());
+        let mut r = enroll_req(
+            &format!("s{:02}", set.labels[i]),
+            &format!("r{i:03}"),
+            emb(pb::Modality::Voice, set.row(i)),
+        );
+        r.metadata
+            .insert("site".into(), if i % 2 == 0 { "even" } else { "odd" }.into());
         c.enroll(r).await.unwrap();
     }
     // Paged listing: 100 records in pages of 30, in id order.
     let mut pages = c
-        .list_records(pb::ListRecordsRequest { page_size: 30, ..Default::default() })
+        .list_records(pb::ListRecordsRequest {
+            page_size: 30,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -270,7 +472,13 @@ async fn listing_streaming_verify_filters_health_and_reflection() {
     assert_eq!(n_pages, 4);
     assert_eq!(ids, (0..100).map(|i| format!("r{i:03}")).collect::<Vec<_>>());
     let mut one = c
-        .list_records(pb::ListRecordsRequest { page_size: 10, page_token: "r049".into(), max_pages: 1, subject_id: String::new(), ..Default::default() })
+        .list_records(pb::ListRecordsRequest {
+            page_size: 10,
+            page_token: "r049".into(),
+            max_pages: 1,
+            subject_id: String::new(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -297,11 +505,18 @@ async fn listing_streaming_verify_filters_health_and_reflection() {
     // Streaming verification: genuine frames match, impostor frames do not.
     let subject = format!("s{:02}", set.labels[0]);
     let mut msgs = vec![pb::StreamVerifyRequest {
-        config: Some(pb::StreamVerifyConfig { subject_id: subject, threshold: Some(0.5), window: 3 }),
+        config: Some(pb::StreamVerifyConfig {
+            subject_id: subject,
+            threshold: Some(0.5),
+            window: 3,
+        }),
         frame: None,
     }];
     for i in [1, 2, 3, 50, 60, 70, 80] {
-        msgs.push(pb::StreamVerifyRequest { config: None, frame: Some(emb(pb::Modality::Voice, set.row(i))) });
+        msgs.push(pb::StreamVerifyRequest {
+            config: None,
+            frame: Some(emb(pb::Modality::Voice, set.row(i))),
+        });
     }
     let mut out = c.stream_verify(tokio_stream::iter(msgs)).await.unwrap().into_inner();
     let mut resp = Vec::new();
@@ -315,23 +530,45 @@ async fn listing_streaming_verify_filters_health_and_reflection() {
     let mean: f32 = resp[4..7].iter().map(|r| r.score).sum::<f32>() / 3.0;
     assert!((resp[6].running_score - mean).abs() < 1e-5);
     // A stream without config is refused.
-    let bad = vec![pb::StreamVerifyRequest { config: None, frame: Some(emb(pb::Modality::Voice, set.row(1))) }];
+    let bad = vec![pb::StreamVerifyRequest {
+        config: None,
+        frame: Some(emb(pb::Modality::Voice, set.row(1))),
+    }];
     let mut out = c.stream_verify(tokio_stream::iter(bad)).await.unwrap().into_inner();
     assert_eq!(out.message().await.unwrap_err().code(), Code::InvalidArgument);
 
     // Standard health service and reflection answer.
-    let ch = tonic::transport::Channel::from_shared(server.addr.clone()).unwrap().connect().await.unwrap();
+    let ch = tonic::transport::Channel::from_shared(server.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     let st = h
-        .check(tonic_health::pb::HealthCheckRequest { service: "biomatch.v1.Matcher".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "biomatch.v1.Matcher".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(st.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
-    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+    assert_eq!(
+        st.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
     let mut rc = ServerReflectionClient::new(ch);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut rs = rc.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut rs = rc
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
     let Some(MessageResponse::ListServicesResponse(l)) = rs.message().await.unwrap().unwrap().message_response else {
         panic!("no service list")
     };

@@ -25,8 +25,14 @@ impl Matrix {
 
 /// Reads a `.npy` file.
 pub fn read_npy(path: &Path) -> Result<Matrix, DatasetError> {
-    let bytes = std::fs::read(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
-    parse(&bytes).map_err(|detail| DatasetError::Format { path: path.into(), detail })
+    let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
+        path: path.into(),
+        source,
+    })?;
+    parse(&bytes).map_err(|detail| DatasetError::Format {
+        path: path.into(),
+        detail,
+    })
 }
 
 fn parse(b: &[u8]) -> Result<Matrix, String> {
@@ -41,7 +47,9 @@ fn parse(b: &[u8]) -> Result<Matrix, String> {
     let header = b.get(hstart..hstart + hlen).ok_or("truncated header")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
     let field = |key: &str| -> Result<&str, String> {
-        let at = header.find(&format!("'{key}'")).ok_or(format!("header lacks '{key}'"))?;
+        let at = header
+            .find(&format!("'{key}'"))
+            .ok_or(format!("header lacks '{key}'"))?;
         Ok(header[at + key.len() + 2..].trim_start_matches([':', ' ']))
     };
     let descr = field("descr")?;
@@ -50,13 +58,19 @@ fn parse(b: &[u8]) -> Result<Matrix, String> {
     } else if descr.starts_with("'<f8'") {
         8
     } else {
-        return Err(format!("unsupported dtype {}; expected '<f4' or '<f8'", descr.split(',').next().unwrap_or("")));
+        return Err(format!(
+            "unsupported dtype {}; expected '<f4' or '<f8'",
+            descr.split(',').next().unwrap_or("")
+        ));
     };
     if field("fortran_order")?.starts_with("True") {
         return Err("Fortran-order arrays are not supported".into());
     }
     let shape = field("shape")?;
-    let inner = shape.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or("bad shape")?;
+    let inner = shape
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or("bad shape")?;
     let dims: Vec<usize> = inner
         .split(',')
         .map(str::trim)
@@ -71,19 +85,30 @@ fn parse(b: &[u8]) -> Result<Matrix, String> {
     let n = rows.checked_mul(cols).ok_or("shape overflows")?;
     let body = &b[hstart + hlen..];
     if body.len() != n * width {
-        return Err(format!("data is {} bytes, shape {dims:?} needs {}", body.len(), n * width));
+        return Err(format!(
+            "data is {} bytes, shape {dims:?} needs {}",
+            body.len(),
+            n * width
+        ));
     }
     let data = if width == 4 {
-        body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect()
+        body.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+            .collect()
     } else {
-        body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32).collect()
+        body.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32)
+            .collect()
     };
     Ok(Matrix { rows, cols, data })
 }
 
 /// Writes a 2-D float32 `.npy` file (format 1.0).
 pub fn write_npy(path: &Path, m: &Matrix) -> Result<(), DatasetError> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", m.rows, m.cols);
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        m.rows, m.cols
+    );
     // Pad so that magic + version + length + header + '\n' is a multiple of 64.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -96,7 +121,10 @@ pub fn write_npy(path: &Path, m: &Matrix) -> Result<(), DatasetError> {
     for v in &m.data {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    std::fs::write(path, out).map_err(|source| DatasetError::Io { path: path.into(), source })
+    std::fs::write(path, out).map_err(|source| DatasetError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -107,7 +135,11 @@ mod tests {
     fn round_trip_and_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.npy");
-        let m = Matrix { rows: 3, cols: 2, data: vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5] };
+        let m = Matrix {
+            rows: 3,
+            cols: 2,
+            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5],
+        };
         write_npy(&p, &m).unwrap();
         assert_eq!(read_npy(&p).unwrap(), m);
         assert_eq!(read_npy(&p).unwrap().row(2), &[5.0, -6.5]);

@@ -82,7 +82,11 @@ impl SyntheticEmbeddings {
                 labels.push(s);
             }
         }
-        SyntheticSet { dim: self.dim, data, labels }
+        SyntheticSet {
+            dim: self.dim,
+            data,
+            labels,
+        }
     }
 
     /// Random unit vectors with no structure (benchmark galleries).
@@ -106,7 +110,13 @@ mod tests {
 
     #[test]
     fn deterministic_and_separated_as_documented() {
-        let g = SyntheticEmbeddings { dim: 256, subjects: 40, samples_per_subject: 4, noise: 0.5, seed: 1 };
+        let g = SyntheticEmbeddings {
+            dim: 256,
+            subjects: 40,
+            samples_per_subject: 4,
+            noise: 0.5,
+            seed: 1,
+        };
         let a = g.generate();
         assert_eq!(a.data, g.generate().data);
         let (mut gen_sum, mut gen_n, mut imp_max) = (0.0, 0, f32::MIN);

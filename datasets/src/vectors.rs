@@ -37,12 +37,18 @@ enum JsonVectors {
 
 /// Reads vectors from a `.npy` file (by extension) or JSON.
 pub fn read_vectors(path: &Path) -> Result<Vec<VectorRecord>, DatasetError> {
-    let plain = |v: Vec<f32>| VectorRecord { vector: v, ..Default::default() };
+    let plain = |v: Vec<f32>| VectorRecord {
+        vector: v,
+        ..Default::default()
+    };
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         let m = read_npy(path)?;
         return Ok((0..m.rows).map(|i| plain(m.row(i).to_vec())).collect());
     }
-    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
+        path: path.into(),
+        source,
+    })?;
     let parsed: JsonVectors = serde_json::from_str(&text).map_err(|e| DatasetError::Format {
         path: path.into(),
         detail: format!("expected a vector, a list of vectors or a list of records: {e}"),

@@ -66,7 +66,12 @@ impl Catalog {
             };
             galleries.insert(name, entry);
         }
-        Ok(Catalog { root: root.to_path_buf(), opts, galleries: RwLock::new(galleries), _lock: lock })
+        Ok(Catalog {
+            root: root.to_path_buf(),
+            opts,
+            galleries: RwLock::new(galleries),
+            _lock: lock,
+        })
     }
 
     /// The data directory.
@@ -89,14 +94,23 @@ impl Catalog {
         if let Some(e) = all.get(name) {
             return ready(name, e);
         }
-        let g = Arc::new(Gallery::create(&self.root.join("galleries").join(name), name, dim, self.opts.clone())?);
+        let g = Arc::new(Gallery::create(
+            &self.root.join("galleries").join(name),
+            name,
+            dim,
+            self.opts.clone(),
+        )?);
         all.insert(name.to_string(), Entry::Ready(g.clone()));
         Ok(g)
     }
 
     /// Every gallery, by name.
     pub fn entries(&self) -> Vec<(String, Entry)> {
-        self.galleries.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.galleries
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The healthy galleries.
@@ -115,6 +129,9 @@ impl Catalog {
 fn ready(name: &str, e: &Entry) -> Result<Arc<Gallery>> {
     match e {
         Entry::Ready(g) => Ok(g.clone()),
-        Entry::Broken(reason) => Err(IndexError::Unavailable { name: name.to_string(), reason: reason.to_string() }),
+        Entry::Broken(reason) => Err(IndexError::Unavailable {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        }),
     }
 }

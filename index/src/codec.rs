@@ -97,7 +97,9 @@ impl<'a> Dec<'a> {
     }
     pub fn f32s(&mut self, n: usize) -> DecResult<Vec<f32>> {
         let b = self.take(n.checked_mul(4).ok_or("length overflow")?)?;
-        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        Ok(b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect())
     }
     pub fn meta(&mut self) -> DecResult<RecordMeta> {
         let record_id = self.str()?;
@@ -111,7 +113,13 @@ impl<'a> Dec<'a> {
             let v = self.str()?;
             metadata.insert(k, v);
         }
-        Ok(RecordMeta { record_id, subject_id, metadata, quality, enrolled_at_ms })
+        Ok(RecordMeta {
+            record_id,
+            subject_id,
+            metadata,
+            quality,
+            enrolled_at_ms,
+        })
     }
 }
 

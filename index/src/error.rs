@@ -65,10 +65,16 @@ pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
 /// Attaches a path to an I/O error.
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
-    move |source| IndexError::Io { path: path.to_path_buf(), source }
+    move |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A corruption error for `path`.
 pub(crate) fn corrupt(path: &Path, detail: impl Into<String>) -> IndexError {
-    IndexError::Corrupt { path: path.to_path_buf(), detail: detail.into() }
+    IndexError::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
 }

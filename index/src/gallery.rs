@@ -143,7 +143,10 @@ impl Gallery {
         for e in &manifest.segments {
             let seg = Segment::open(&dir.join(Segment::file_name(e.id)), e.id, dim)?;
             if seg.len() as u64 != e.rows {
-                return Err(crate::error::corrupt(seg.path(), format!("has {} rows, manifest says {}", seg.len(), e.rows)));
+                return Err(crate::error::corrupt(
+                    seg.path(),
+                    format!("has {} rows, manifest says {}", seg.len(), e.rows),
+                ));
             }
             state.slots.push(SegSlot::new(seg, &e.deleted));
         }
@@ -163,7 +166,14 @@ impl Gallery {
                 }
             }
         }
-        info!(gallery = name, dim, segments = state.slots.len(), records = state.ids.len(), replayed, "gallery opened");
+        info!(
+            gallery = name,
+            dim,
+            segments = state.slots.len(),
+            records = state.ids.len(),
+            replayed,
+            "gallery opened"
+        );
         Ok(Gallery {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -203,7 +213,10 @@ impl Gallery {
             let mut seen = HashSet::new();
             for (i, it) in items.iter().enumerate() {
                 results.push(if it.vector.len() != self.dim {
-                    Err(IndexError::Dimension { expected: self.dim, got: it.vector.len() })
+                    Err(IndexError::Dimension {
+                        expected: self.dim,
+                        got: it.vector.len(),
+                    })
                 } else if st.ids.contains_key(&it.meta.record_id) || !seen.insert(it.meta.record_id.as_str()) {
                     Err(IndexError::AlreadyExists(it.meta.record_id.clone()))
                 } else {
@@ -214,13 +227,19 @@ impl Gallery {
         }
         let refs: Vec<WalEntryRef<'_>> = accepted
             .iter()
-            .map(|&i| WalEntryRef::Insert { meta: &items[i].meta, vector: &items[i].vector })
+            .map(|&i| WalEntryRef::Insert {
+                meta: &items[i].meta,
+                vector: &items[i].vector,
+            })
             .collect();
         if let Err(e) = w.wal.append(&refs) {
             error!(gallery = %self.name, error = %e, "write-ahead log append failed");
             let msg = e.to_string();
             for &i in &accepted {
-                results[i] = Err(IndexError::Io { path: self.dir.join(WAL), source: std::io::Error::other(msg.clone()) });
+                results[i] = Err(IndexError::Io {
+                    path: self.dir.join(WAL),
+                    source: std::io::Error::other(msg.clone()),
+                });
             }
             return results;
         }
@@ -250,7 +269,10 @@ impl Gallery {
         let mut w = self.writer.lock();
         let live: Vec<&String> = {
             let st = self.state.read();
-            record_ids.iter().filter(|id| st.ids.contains_key(id.as_str())).collect()
+            record_ids
+                .iter()
+                .filter(|id| st.ids.contains_key(id.as_str()))
+                .collect()
         };
         let refs: Vec<WalEntryRef<'_>> = live.iter().map(|id| WalEntryRef::Delete { record_id: id }).collect();
         w.wal.append(&refs)?;
@@ -271,14 +293,22 @@ impl Gallery {
 
     /// Live record ids of `subject` (empty when unknown here).
     pub fn subject_records(&self, subject: &str) -> Vec<String> {
-        self.state.read().subjects.get(subject).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.state
+            .read()
+            .subjects
+            .get(subject)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Reads a live record.
     pub fn get(&self, record_id: &str, with_vector: bool) -> Option<StoredRecord> {
         let st = self.state.read();
         let loc = *st.ids.get(record_id)?;
-        Some(StoredRecord { meta: st.meta(loc).clone(), vector: with_vector.then(|| st.vector(loc).to_vec()) })
+        Some(StoredRecord {
+            meta: st.meta(loc).clone(),
+            vector: with_vector.then(|| st.vector(loc).to_vec()),
+        })
     }
 
     /// Scores `probe` against each live record of `subject`: `(record id,
@@ -286,15 +316,26 @@ impl Gallery {
     pub fn score_subject(&self, probe: &[f32], subject: &str) -> Result<Option<Vec<(String, f32)>>> {
         self.check_dim(probe)?;
         let st = self.state.read();
-        let Some(ids) = st.subjects.get(subject) else { return Ok(None) };
-        Ok(Some(ids.iter().map(|id| (id.clone(), self.kernels.dot(probe, st.vector(st.ids[id])))).collect()))
+        let Some(ids) = st.subjects.get(subject) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            ids.iter()
+                .map(|id| (id.clone(), self.kernels.dot(probe, st.vector(st.ids[id]))))
+                .collect(),
+        ))
     }
 
     /// Scores `probe` against one live record: `(subject, score)`.
     pub fn score_record(&self, probe: &[f32], record_id: &str) -> Result<Option<(String, f32)>> {
         self.check_dim(probe)?;
         let st = self.state.read();
-        Ok(st.ids.get(record_id).map(|loc| (st.meta(*loc).subject_id.clone(), self.kernels.dot(probe, st.vector(*loc)))))
+        Ok(st.ids.get(record_id).map(|loc| {
+            (
+                st.meta(*loc).subject_id.clone(),
+                self.kernels.dot(probe, st.vector(*loc)),
+            )
+        }))
     }
 
     /// Exact top-k records by inner product.
@@ -324,7 +365,11 @@ impl Gallery {
             .into_iter()
             .map(|h| {
                 let m = st.meta(st.loc_of_scan_id(h.id));
-                SearchHit { record_id: m.record_id.clone(), subject_id: m.subject_id.clone(), score: h.score }
+                SearchHit {
+                    record_id: m.record_id.clone(),
+                    subject_id: m.subject_id.clone(),
+                    score: h.score,
+                }
             })
             .collect())
     }
@@ -339,7 +384,11 @@ impl Gallery {
             let hits = self.search(&Search { k: want, ..*s })?;
             let exhausted = hits.len() < want;
             let mut seen = HashSet::new();
-            let best: Vec<SearchHit> = hits.into_iter().filter(|h| seen.insert(h.subject_id.clone())).take(s.k).collect();
+            let best: Vec<SearchHit> = hits
+                .into_iter()
+                .filter(|h| seen.insert(h.subject_id.clone()))
+                .take(s.k)
+                .collect();
             if best.len() == s.k || exhausted {
                 return Ok(best);
             }
@@ -349,18 +398,35 @@ impl Gallery {
 
     /// Live records in id order, starting after `after`, at most `limit`.
     /// With `subject`, only that subject's records.
-    pub fn list(&self, after: Option<&str>, limit: usize, subject: Option<&str>, with_vectors: bool) -> Vec<StoredRecord> {
+    pub fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        subject: Option<&str>,
+        with_vectors: bool,
+    ) -> Vec<StoredRecord> {
         let st = self.state.read();
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         let read = |id: &str| {
             let loc = st.ids[id];
-            StoredRecord { meta: st.meta(loc).clone(), vector: with_vectors.then(|| st.vector(loc).to_vec()) }
+            StoredRecord {
+                meta: st.meta(loc).clone(),
+                vector: with_vectors.then(|| st.vector(loc).to_vec()),
+            }
         };
         match subject {
             Some(s) => st.subjects.get(s).map_or_else(Vec::new, |set| {
-                set.range::<str, _>((lower, Bound::Unbounded)).take(limit).map(|id| read(id)).collect()
+                set.range::<str, _>((lower, Bound::Unbounded))
+                    .take(limit)
+                    .map(|id| read(id))
+                    .collect()
             }),
-            None => st.ids.range::<str, _>((lower, Bound::Unbounded)).take(limit).map(|(id, _)| read(id)).collect(),
+            None => st
+                .ids
+                .range::<str, _>((lower, Bound::Unbounded))
+                .take(limit)
+                .map(|(id, _)| read(id))
+                .collect(),
         }
     }
 
@@ -400,10 +466,19 @@ impl Gallery {
                 let id = manifest.next_segment_id;
                 let path = self.dir.join(Segment::file_name(id));
                 let metas: Vec<&RecordMeta> = live.iter().map(|r| &st.mem.metas[*r]).collect();
-                Segment::write(&path, self.dim, &metas, live.iter().map(|r| st.vector(Loc::Mem(*r as u32))))?;
+                Segment::write(
+                    &path,
+                    self.dim,
+                    &metas,
+                    live.iter().map(|r| st.vector(Loc::Mem(*r as u32))),
+                )?;
                 let seg = Segment::open(&path, id, self.dim)?;
                 manifest.next_segment_id = id + 1;
-                manifest.segments.push(SegmentEntry { id, rows: seg.len() as u64, deleted: Vec::new() });
+                manifest.segments.push(SegmentEntry {
+                    id,
+                    rows: seg.len() as u64,
+                    deleted: Vec::new(),
+                });
                 Some(seg)
             }
         };
@@ -465,8 +540,16 @@ impl Gallery {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, slot)| match replaced.get(&i) {
-                    None => Some(SegmentEntry { id: slot.seg.id(), rows: slot.seg.len() as u64, deleted: slot.deleted_rows() }),
-                    Some(Some(seg)) => Some(SegmentEntry { id: seg.id(), rows: seg.len() as u64, deleted: Vec::new() }),
+                    None => Some(SegmentEntry {
+                        id: slot.seg.id(),
+                        rows: slot.seg.len() as u64,
+                        deleted: slot.deleted_rows(),
+                    }),
+                    Some(Some(seg)) => Some(SegmentEntry {
+                        id: seg.id(),
+                        rows: seg.len() as u64,
+                        deleted: Vec::new(),
+                    }),
                     Some(None) => None,
                 })
                 .collect();
@@ -500,7 +583,14 @@ impl Gallery {
     }
 
     fn check_dim(&self, v: &[f32]) -> Result<()> {
-        if v.len() == self.dim { Ok(()) } else { Err(IndexError::Dimension { expected: self.dim, got: v.len() }) }
+        if v.len() == self.dim {
+            Ok(())
+        } else {
+            Err(IndexError::Dimension {
+                expected: self.dim,
+                got: v.len(),
+            })
+        }
     }
 }
 
@@ -512,8 +602,13 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
     let mut removed = false;
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let orphan = name.ends_with(".tmp") || (name.starts_with("seg-") && name.ends_with(".seg") && !live.contains(&name));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let orphan =
+            name.ends_with(".tmp") || (name.starts_with("seg-") && name.ends_with(".seg") && !live.contains(&name));
         if orphan {
             warn!(file = %path.display(), "removing file left by an interrupted flush or compaction");
             std::fs::remove_file(&path).map_err(io_err(&path))?;
@@ -525,4 +620,3 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
     }
     Ok(())
 }
-

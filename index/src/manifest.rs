@@ -33,7 +33,11 @@ pub(crate) struct Manifest {
 
 impl Manifest {
     pub fn new(dim: usize) -> Manifest {
-        Manifest { dim, next_segment_id: 1, segments: Vec::new() }
+        Manifest {
+            dim,
+            next_segment_id: 1,
+            segments: Vec::new(),
+        }
     }
 
     pub fn load(path: &Path) -> Result<Manifest> {
@@ -64,7 +68,11 @@ impl Manifest {
             if !d.is_empty() {
                 return Err("trailing bytes".into());
             }
-            Ok(Manifest { dim, next_segment_id, segments })
+            Ok(Manifest {
+                dim,
+                next_segment_id,
+                segments,
+            })
         };
         parse().map_err(|e| corrupt(path, e))
     }
@@ -100,7 +108,18 @@ mod tests {
         let m = Manifest {
             dim: 512,
             next_segment_id: 4,
-            segments: vec![SegmentEntry { id: 2, rows: 10, deleted: vec![1, 7] }, SegmentEntry { id: 3, rows: 1, deleted: vec![] }],
+            segments: vec![
+                SegmentEntry {
+                    id: 2,
+                    rows: 10,
+                    deleted: vec![1, 7],
+                },
+                SegmentEntry {
+                    id: 3,
+                    rows: 1,
+                    deleted: vec![],
+                },
+            ],
         };
         m.save(&p).unwrap();
         assert_eq!(Manifest::load(&p).unwrap(), m);

@@ -114,7 +114,10 @@ impl Segment {
         let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
         let b: &[u8] = &map;
         if b.len() < HEADER {
-            return Err(corrupt(path, format!("file is {} bytes, shorter than the {HEADER}-byte header", b.len())));
+            return Err(corrupt(
+                path,
+                format!("file is {} bytes, shorter than the {HEADER}-byte header", b.len()),
+            ));
         }
         if &b[0..8] != MAGIC {
             return Err(corrupt(path, "bad magic: not a biomatch segment"));
@@ -128,7 +131,10 @@ impl Segment {
             return Err(corrupt(path, format!("unsupported segment version {}", h(8))));
         }
         if h(12) as usize != dim {
-            return Err(corrupt(path, format!("segment dimension {} but gallery dimension {dim}", h(12))));
+            return Err(corrupt(
+                path,
+                format!("segment dimension {} but gallery dimension {dim}", h(12)),
+            ));
         }
         let count = q(16) as usize;
         let (meta_off, meta_len) = (q(24) as usize, q(32) as usize);
@@ -146,12 +152,21 @@ impl Segment {
         let mut d = Dec::new(meta_bytes);
         let mut metas = Vec::with_capacity(count);
         for i in 0..count {
-            metas.push(d.meta().map_err(|e| corrupt(path, format!("record {i} metadata: {e}")))?);
+            metas.push(
+                d.meta()
+                    .map_err(|e| corrupt(path, format!("record {i} metadata: {e}")))?,
+            );
         }
-        if (map.as_ptr() as usize + HEADER) % std::mem::align_of::<f32>() != 0 {
+        if !(map.as_ptr() as usize + HEADER).is_multiple_of(std::mem::align_of::<f32>()) {
             return Err(corrupt(path, "vector block is not 4-byte aligned in memory"));
         }
-        Ok(Segment { id, path: path.to_path_buf(), map, dim, metas })
+        Ok(Segment {
+            id,
+            path: path.to_path_buf(),
+            map,
+            dim,
+            metas,
+        })
     }
 
     /// The segment's id (its number in the file name).
@@ -223,7 +238,13 @@ mod tests {
         let p = dir.path().join(Segment::file_name(1));
         let metas: Vec<RecordMeta> = (0..5).map(meta).collect();
         let rows: Vec<Vec<f32>> = (0..5).map(|i| vec![i as f32, -(i as f32), 0.5]).collect();
-        Segment::write(&p, 3, &metas.iter().collect::<Vec<_>>(), rows.iter().map(|r| r.as_slice())).unwrap();
+        Segment::write(
+            &p,
+            3,
+            &metas.iter().collect::<Vec<_>>(),
+            rows.iter().map(|r| r.as_slice()),
+        )
+        .unwrap();
         let s = Segment::open(&p, 1, 3).unwrap();
         assert_eq!(s.len(), 5);
         assert_eq!(s.vector(4), &[4.0, -4.0, 0.5]);
@@ -234,7 +255,9 @@ mod tests {
             let mut b = clean.clone();
             b[i] ^= 0x01;
             std::fs::write(&p, &b).unwrap();
-            let err = Segment::open(&p, 1, 3).err().unwrap_or_else(|| panic!("flip at {i} undetected"));
+            let err = Segment::open(&p, 1, 3)
+                .err()
+                .unwrap_or_else(|| panic!("flip at {i} undetected"));
             assert!(err.to_string().contains("seg-00000001.seg"), "{err}");
         }
     }

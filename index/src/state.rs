@@ -35,11 +35,20 @@ impl SegSlot {
                 n_deleted += 1;
             }
         }
-        SegSlot { seg: Arc::new(seg), deleted, n_deleted }
+        SegSlot {
+            seg: Arc::new(seg),
+            deleted,
+            n_deleted,
+        }
     }
 
     pub fn deleted_rows(&self) -> Vec<u32> {
-        self.deleted.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| i as u32).collect()
+        self.deleted
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d)
+            .map(|(i, _)| i as u32)
+            .collect()
     }
 
     pub fn live_rows(&self) -> Vec<usize> {
@@ -85,7 +94,13 @@ pub(crate) struct State {
 
 impl State {
     pub fn new(dim: usize) -> State {
-        State { dim, slots: Vec::new(), mem: MemTable::default(), ids: BTreeMap::new(), subjects: HashMap::new() }
+        State {
+            dim,
+            slots: Vec::new(),
+            mem: MemTable::default(),
+            ids: BTreeMap::new(),
+            subjects: HashMap::new(),
+        }
     }
 
     pub fn meta(&self, loc: Loc) -> &RecordMeta {
@@ -114,7 +129,11 @@ impl State {
 
     pub fn loc_of_scan_id(&self, id: u64) -> Loc {
         let (b, r) = ((id >> 32) as usize, id as u32);
-        if b < self.slots.len() { Loc::Seg(b as u32, r) } else { Loc::Mem(r) }
+        if b < self.slots.len() {
+            Loc::Seg(b as u32, r)
+        } else {
+            Loc::Mem(r)
+        }
     }
 
     pub fn is_deleted(&self, loc: Loc) -> bool {
@@ -133,7 +152,9 @@ impl State {
 
     /// Tombstones a live record; returns false when it was not live.
     pub fn remove_live(&mut self, record_id: &str) -> bool {
-        let Some(loc) = self.ids.remove(record_id) else { return false };
+        let Some(loc) = self.ids.remove(record_id) else {
+            return false;
+        };
         let sid = self.meta(loc).subject_id.clone();
         if let Some(set) = self.subjects.get_mut(&sid) {
             set.remove(record_id);

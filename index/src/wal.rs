@@ -67,8 +67,16 @@ impl Wal {
             file.sync_all().map_err(io_err(path))?;
         }
         use std::io::Seek;
-        file.seek(std::io::SeekFrom::Start(good_len as u64)).map_err(io_err(path))?;
-        Ok((Wal { path: path.to_path_buf(), file, len: good_len as u64 }, entries))
+        file.seek(std::io::SeekFrom::Start(good_len as u64))
+            .map_err(io_err(path))?;
+        Ok((
+            Wal {
+                path: path.to_path_buf(),
+                file,
+                len: good_len as u64,
+            },
+            entries,
+        ))
     }
 
     /// Appends `entries` and fsyncs; when this returns Ok they are durable.
@@ -113,7 +121,9 @@ impl Wal {
         self.file.set_len(0).map_err(io_err(&self.path))?;
         self.file.sync_all().map_err(io_err(&self.path))?;
         use std::io::Seek;
-        self.file.seek(std::io::SeekFrom::Start(0)).map_err(io_err(&self.path))?;
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(io_err(&self.path))?;
         self.len = 0;
         Ok(())
     }
@@ -148,7 +158,10 @@ fn parse(path: &Path, bytes: &[u8], dim: usize) -> Result<(Vec<WalEntry>, usize)
             if end == rest.len() {
                 break; // torn last frame
             }
-            return Err(corrupt(path, format!("checksum mismatch in frame at byte {off}, followed by more frames")));
+            return Err(corrupt(
+                path,
+                format!("checksum mismatch in frame at byte {off}, followed by more frames"),
+            ));
         }
         let entry = decode(payload, dim).map_err(|d| corrupt(path, format!("frame at byte {off}: {d}")))?;
         entries.push(entry);
@@ -179,16 +192,32 @@ mod tests {
     use super::*;
 
     fn meta(id: &str) -> RecordMeta {
-        RecordMeta { record_id: id.into(), subject_id: "s".into(), metadata: Default::default(), quality: 0.0, enrolled_at_ms: 1 }
+        RecordMeta {
+            record_id: id.into(),
+            subject_id: "s".into(),
+            metadata: Default::default(),
+            quality: 0.0,
+            enrolled_at_ms: 1,
+        }
     }
 
     fn write_two(path: &Path) -> u64 {
         let (mut w, e) = Wal::open(path, 3).unwrap();
         assert!(e.is_empty());
         let (a, b) = (meta("a"), meta("b"));
-        w.append(&[WalEntryRef::Insert { meta: &a, vector: &[1.0, 2.0, 3.0] }]).unwrap();
-        w.append(&[WalEntryRef::Insert { meta: &b, vector: &[4.0, 5.0, 6.0] }, WalEntryRef::Delete { record_id: "a" }])
-            .unwrap();
+        w.append(&[WalEntryRef::Insert {
+            meta: &a,
+            vector: &[1.0, 2.0, 3.0],
+        }])
+        .unwrap();
+        w.append(&[
+            WalEntryRef::Insert {
+                meta: &b,
+                vector: &[4.0, 5.0, 6.0],
+            },
+            WalEntryRef::Delete { record_id: "a" },
+        ])
+        .unwrap();
         w.len()
     }
 
@@ -243,7 +272,11 @@ mod tests {
         let (mut w, e) = Wal::open(&p, 3).unwrap();
         assert_eq!(e.len(), 2);
         let c = meta("c");
-        w.append(&[WalEntryRef::Insert { meta: &c, vector: &[0.0; 3] }]).unwrap();
+        w.append(&[WalEntryRef::Insert {
+            meta: &c,
+            vector: &[0.0; 3],
+        }])
+        .unwrap();
         let (_, e) = Wal::open(&p, 3).unwrap();
         assert_eq!(e.len(), 3);
     }

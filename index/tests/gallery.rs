@@ -16,7 +16,10 @@ fn unit(rng: &mut StdRng) -> Vec<f32> {
 
 fn rec(i: usize, v: Vec<f32>) -> NewRecord {
     let mut metadata = BTreeMap::new();
-    metadata.insert("site".to_string(), if i % 3 == 0 { "north" } else { "south" }.to_string());
+    metadata.insert(
+        "site".to_string(),
+        if i.is_multiple_of(3) { "north" } else { "south" }.to_string(),
+    );
     NewRecord {
         meta: RecordMeta {
             record_id: format!("r{i:05}"),
@@ -51,11 +54,17 @@ fn brute(vs: &[Vec<f32>], probe: &[f32], k: usize, skip: &dyn Fn(usize) -> bool)
 }
 
 fn search(g: &Gallery, probe: &[f32], k: usize) -> Vec<String> {
-    g.search(&Search { probe, k, min_score: f32::NEG_INFINITY, filter: None, cancel: None })
-        .unwrap()
-        .into_iter()
-        .map(|h| h.record_id)
-        .collect()
+    g.search(&Search {
+        probe,
+        k,
+        min_score: f32::NEG_INFINITY,
+        filter: None,
+        cancel: None,
+    })
+    .unwrap()
+    .into_iter()
+    .map(|h| h.record_id)
+    .collect()
 }
 
 fn opts() -> GalleryOptions {
@@ -94,7 +103,12 @@ fn duplicates_and_wrong_dimension_are_refused_without_side_effects() {
     let g = Gallery::create(&dir.path().join("g"), "g", DIM, opts()).unwrap();
     fill(&g, 10, 2);
     let mut rng = StdRng::seed_from_u64(3);
-    let res = g.insert(vec![rec(3, unit(&mut rng)), rec(50, vec![1.0; 5]), rec(51, unit(&mut rng)), rec(51, unit(&mut rng))]);
+    let res = g.insert(vec![
+        rec(3, unit(&mut rng)),
+        rec(50, vec![1.0; 5]),
+        rec(51, unit(&mut rng)),
+        rec(51, unit(&mut rng)),
+    ]);
     assert!(matches!(res[0], Err(IndexError::AlreadyExists(_))));
     assert!(matches!(res[1], Err(IndexError::Dimension { expected: 24, got: 5 })));
     assert!(res[2].is_ok());
@@ -109,7 +123,13 @@ fn subjects_filters_and_verification_scores() {
     let vs = fill(&g, 800, 4);
     let probe = &vs[101];
     let hits = g
-        .search_subjects(&Search { probe, k: 5, min_score: f32::NEG_INFINITY, filter: None, cancel: None })
+        .search_subjects(&Search {
+            probe,
+            k: 5,
+            min_score: f32::NEG_INFINITY,
+            filter: None,
+            cancel: None,
+        })
         .unwrap();
     assert_eq!(hits.len(), 5);
     assert_eq!(hits[0].subject_id, "s50");
@@ -117,7 +137,13 @@ fn subjects_filters_and_verification_scores() {
     assert_eq!(subjects.len(), 5, "one candidate per subject");
     let north: BTreeMap<String, String> = [("site".to_string(), "north".to_string())].into();
     let hits = g
-        .search(&Search { probe, k: 50, min_score: f32::NEG_INFINITY, filter: Some(&north), cancel: None })
+        .search(&Search {
+            probe,
+            k: 50,
+            min_score: f32::NEG_INFINITY,
+            filter: Some(&north),
+            cancel: None,
+        })
         .unwrap();
     assert_eq!(hits.len(), 50);
     assert!(hits.iter().all(|h| h.record_id[1..].parse::<usize>().unwrap() % 3 == 0));
@@ -158,7 +184,10 @@ fn deletes_hide_at_once_and_compaction_erases_the_bytes() {
         assert_eq!(got, brute(&vs, &vs[i], 20, &skip));
     }
     assert!(g.get("r00003", false).is_none());
-    assert!(contains(&all_bytes(&path), &vs[3]), "before compaction the bytes may remain");
+    assert!(
+        contains(&all_bytes(&path), &vs[3]),
+        "before compaction the bytes may remain"
+    );
     assert_eq!(g.stats().pending_deletes, doomed.len() as u64);
     assert_eq!(g.compact().unwrap(), doomed.len());
     assert_eq!(g.stats().pending_deletes, 0);
@@ -184,7 +213,15 @@ fn deletes_hide_at_once_and_compaction_erases_the_bytes() {
 fn a_log_that_outlived_its_flush_replays_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g");
-    let g = Gallery::create(&path, "g", DIM, GalleryOptions { flush_records: 1_000_000 }).unwrap();
+    let g = Gallery::create(
+        &path,
+        "g",
+        DIM,
+        GalleryOptions {
+            flush_records: 1_000_000,
+        },
+    )
+    .unwrap();
     let vs = fill(&g, 300, 6);
     g.delete(&["r00007".to_string()]).unwrap();
     let wal = std::fs::read(path.join("wal.log")).unwrap();
@@ -213,10 +250,20 @@ fn catalog_quarantines_a_corrupt_gallery_and_locks_the_directory() {
     b[5000] ^= 0x10;
     std::fs::write(&seg, b).unwrap();
     let cat = Catalog::open(dir.path(), opts()).unwrap();
-    let err = cat.get("face-24").unwrap().err().expect("corrupt gallery must not open");
+    let err = cat
+        .get("face-24")
+        .unwrap()
+        .err()
+        .expect("corrupt gallery must not open");
     let msg = err.to_string();
     assert!(msg.contains("seg-00000001.seg") && msg.contains("checksum"), "{msg}");
-    assert!(cat.get_or_create("face-24", DIM).is_err(), "no writes into a broken gallery");
-    assert!(matches!(cat.entries().iter().find(|(n, _)| n == "face-24").unwrap().1, Entry::Broken(_)));
+    assert!(
+        cat.get_or_create("face-24", DIM).is_err(),
+        "no writes into a broken gallery"
+    );
+    assert!(matches!(
+        cat.entries().iter().find(|(n, _)| n == "face-24").unwrap().1,
+        Entry::Broken(_)
+    ));
     assert_eq!(cat.get("voice-24").unwrap().unwrap().stats().records, 10);
 }

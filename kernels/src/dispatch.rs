@@ -25,9 +25,7 @@ impl Isa {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return Isa::Avx2Fma;
             }
         }
@@ -177,7 +175,10 @@ impl Kernels {
     pub fn dot_rows_x4(&self, probes: [&[f32]; 4], rows: &[f32], out: [&mut [f32]; 4]) {
         let dim = probes[0].len();
         let n = out[0].len();
-        assert!(probes.iter().all(|p| p.len() == dim), "dot_rows_x4: probe lengths differ");
+        assert!(
+            probes.iter().all(|p| p.len() == dim),
+            "dot_rows_x4: probe lengths differ"
+        );
         assert!(out.iter().all(|o| o.len() == n), "dot_rows_x4: output lengths differ");
         assert_eq!(rows.len(), dim * n, "dot_rows_x4: shape mismatch");
         match self.isa {

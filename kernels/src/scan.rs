@@ -57,7 +57,13 @@ pub struct ScanParams<'a> {
 impl<'a> ScanParams<'a> {
     /// Top-`k` by `metric`, no threshold, no filter, not cancellable.
     pub fn new(metric: Metric, k: usize) -> ScanParams<'a> {
-        ScanParams { metric, k, min_score: f32::NEG_INFINITY, cancel: None, filter: None }
+        ScanParams {
+            metric,
+            k,
+            min_score: f32::NEG_INFINITY,
+            cancel: None,
+            filter: None,
+        }
     }
 
     fn cancelled(&self) -> bool {
@@ -83,7 +89,7 @@ pub fn scan_topk(
     params: &ScanParams<'_>,
 ) -> Result<TopK, Cancelled> {
     let dim = probe.len();
-    assert!(dim > 0 && rows.len() % dim == 0, "scan_topk: shape mismatch");
+    assert!(dim > 0 && rows.len().is_multiple_of(dim), "scan_topk: shape mismatch");
     rows.par_chunks(CHUNK_ROWS * dim)
         .enumerate()
         .map(|(c, chunk)| {
@@ -120,7 +126,10 @@ pub fn scan_topk_batch(
     base_id: u64,
     params: &ScanParams<'_>,
 ) -> Result<Vec<TopK>, Cancelled> {
-    assert!(dim > 0 && rows.len() % dim == 0 && probes.len() % dim == 0, "scan_topk_batch: shape mismatch");
+    assert!(
+        dim > 0 && rows.len().is_multiple_of(dim) && probes.len().is_multiple_of(dim),
+        "scan_topk_batch: shape mismatch"
+    );
     let nq = probes.len() / dim;
     if nq == 0 {
         return Ok(Vec::new());
@@ -144,11 +153,9 @@ pub fn scan_topk_batch(
                 let (b1, rest) = rest.split_at_mut(n);
                 let (b2, b3) = rest.split_at_mut(n);
                 match params.metric {
-                    Metric::InnerProduct => kernels.dot_rows_x4(
-                        [probe(0), probe(1), probe(2), probe(3)],
-                        chunk,
-                        [b0, b1, b2, b3],
-                    ),
+                    Metric::InnerProduct => {
+                        kernels.dot_rows_x4([probe(0), probe(1), probe(2), probe(3)], chunk, [b0, b1, b2, b3])
+                    }
                     Metric::L2 => {
                         for (j, b) in [b0, b1, b2, b3].into_iter().enumerate().take(take) {
                             kernels.neg_l2_rows(probe(j), chunk, b);
@@ -165,7 +172,9 @@ pub fn scan_topk_batch(
             }
             Ok(tops)
         })
-        .try_reduce(empty, |a, b| Ok(a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect()))
+        .try_reduce(empty, |a, b| {
+            Ok(a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect())
+        })
 }
 
 #[cfg(test)]
@@ -194,7 +203,11 @@ mod tests {
             .map(|(i, r)| {
                 let v = match metric {
                     Metric::InnerProduct => probe.iter().zip(r).map(|(a, b)| *a as f64 * *b as f64).sum(),
-                    Metric::L2 => -probe.iter().zip(r).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>(),
+                    Metric::L2 => -probe
+                        .iter()
+                        .zip(r)
+                        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                        .sum::<f64>(),
                 };
                 (v, i as u64)
             })
@@ -237,8 +250,16 @@ mod tests {
                 let single = scan_topk(kern, &probes[q * dim..(q + 1) * dim], &rows, 100, &p).unwrap();
                 let (a, b) = (top.into_sorted_vec(), single.into_sorted_vec());
                 // Same rows; scores may differ in the last bit (another summation order).
-                assert_eq!(a.iter().map(|h| h.id).collect::<Vec<_>>(), b.iter().map(|h| h.id).collect::<Vec<_>>(), "probe {q} {metric:?}");
-                assert!(a.iter().zip(&b).all(|(x, y)| (x.score - y.score).abs() <= 1e-4 * x.score.abs().max(1.0)));
+                assert_eq!(
+                    a.iter().map(|h| h.id).collect::<Vec<_>>(),
+                    b.iter().map(|h| h.id).collect::<Vec<_>>(),
+                    "probe {q} {metric:?}"
+                );
+                assert!(
+                    a.iter()
+                        .zip(&b)
+                        .all(|(x, y)| (x.score - y.score).abs() <= 1e-4 * x.score.abs().max(1.0))
+                );
             }
         }
     }
@@ -248,17 +269,22 @@ mod tests {
         let (n, dim) = (3000, 16);
         let rows = data(n, dim, 5);
         let probe = data(1, dim, 6);
-        let even = |id: u64| id % 2 == 0;
+        let even = |id: u64| id.is_multiple_of(2);
         let mut p = ScanParams::new(Metric::InnerProduct, 50);
         p.filter = Some(&even);
         p.min_score = 0.5;
-        let hits = scan_topk(Kernels::active(), &probe, &rows, 0, &p).unwrap().into_sorted_vec();
+        let hits = scan_topk(Kernels::active(), &probe, &rows, 0, &p)
+            .unwrap()
+            .into_sorted_vec();
         assert!(!hits.is_empty());
         assert!(hits.iter().all(|h| h.id % 2 == 0 && h.score >= 0.5));
 
         let flag = AtomicBool::new(true);
         let mut p = ScanParams::new(Metric::InnerProduct, 5);
         p.cancel = Some(&flag);
-        assert_eq!(scan_topk(Kernels::active(), &probe, &rows, 0, &p).unwrap_err(), Cancelled);
+        assert_eq!(
+            scan_topk(Kernels::active(), &probe, &rows, 0, &p).unwrap_err(),
+            Cancelled
+        );
     }
 }

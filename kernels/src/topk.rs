@@ -16,9 +16,7 @@ impl Hit {
     /// Total order, best first: higher score, then lower id. The id breaks
     /// ties so that results do not depend on how rayon split the work.
     fn better_than(&self, other: &Hit) -> Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then_with(|| other.id.cmp(&self.id))
+        self.score.total_cmp(&other.score).then_with(|| other.id.cmp(&self.id))
     }
 }
 
@@ -53,7 +51,10 @@ pub struct TopK {
 impl TopK {
     /// An empty selection that keeps at most `k` hits.
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: BinaryHeap::with_capacity(k.min(4096) + 1) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(4096) + 1),
+        }
     }
 
     /// How many hits it keeps at most.
@@ -152,7 +153,11 @@ mod tests {
         let mut right = TopK::new(7);
         for (i, s) in scores.iter().enumerate() {
             whole.push(*s, i as u64);
-            if i < 50 { left.push(*s, i as u64) } else { right.push(*s, i as u64) }
+            if i < 50 {
+                left.push(*s, i as u64)
+            } else {
+                right.push(*s, i as u64)
+            }
         }
         left.push(f32::NAN, 1000);
         assert_eq!(left.merge(right).into_sorted_vec(), whole.into_sorted_vec());

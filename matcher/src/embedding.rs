@@ -17,20 +17,27 @@ impl Embedding {
     /// cosine similarity has no meaning.
     pub fn new(modality: Modality, values: Vec<f32>, max_dim: usize) -> Result<Embedding, MatcherError> {
         if !modality.is_embedding() {
-            return Err(MatcherError::WrongKind(format!("{modality} templates are not float embeddings")));
+            return Err(MatcherError::WrongKind(format!(
+                "{modality} templates are not float embeddings"
+            )));
         }
         if values.is_empty() {
-            return Err(MatcherError::Empty { modality: modality.as_str() });
+            return Err(MatcherError::Empty {
+                modality: modality.as_str(),
+            });
         }
         if values.len() > max_dim {
-            return Err(MatcherError::TooLarge { got: values.len(), max: max_dim });
+            return Err(MatcherError::TooLarge {
+                got: values.len(),
+                max: max_dim,
+            });
         }
         if let Some((index, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(MatcherError::NonFinite { index, value: *value });
         }
         // f64 so that large finite components cannot overflow the norm.
         let norm = values.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
-        if !(norm > f64::from(f32::MIN_POSITIVE)) {
+        if norm.is_nan() || norm <= f64::from(f32::MIN_POSITIVE) {
             return Err(MatcherError::ZeroVector);
         }
         let values = values.into_iter().map(|v| (v as f64 / norm) as f32).collect();
@@ -60,10 +67,13 @@ impl Embedding {
 
 /// Decodes packed little-endian f32 bytes.
 pub fn decode_f32_le(bytes: &[u8]) -> Result<Vec<f32>, MatcherError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(MatcherError::ByteLength(bytes.len()));
     }
-    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect())
 }
 
 #[cfg(test)]
@@ -77,7 +87,10 @@ mod tests {
         assert!(matches!(e(vec![]), MatcherError::Empty { .. }));
         assert!(matches!(e(vec![1.0; 9]), MatcherError::TooLarge { got: 9, max: 8 }));
         assert!(e(vec![1.0, f32::NAN]).to_string().contains("index 1 is NaN"));
-        assert!(matches!(e(vec![f32::INFINITY]), MatcherError::NonFinite { index: 0, .. }));
+        assert!(matches!(
+            e(vec![f32::INFINITY]),
+            MatcherError::NonFinite { index: 0, .. }
+        ));
         assert_eq!(e(vec![0.0, 0.0]), MatcherError::ZeroVector);
         assert!(e(vec![1e-45]).to_string().contains("zero vector"));
         assert!(Embedding::new(Modality::Iris, vec![1.0], 8).is_err());

@@ -19,7 +19,13 @@ pub enum Modality {
 
 impl Modality {
     /// Every modality.
-    pub const ALL: [Modality; 5] = [Modality::Fingerprint, Modality::Face, Modality::Iris, Modality::Voice, Modality::Multi];
+    pub const ALL: [Modality; 5] = [
+        Modality::Fingerprint,
+        Modality::Face,
+        Modality::Iris,
+        Modality::Voice,
+        Modality::Multi,
+    ];
 
     /// Lower-case name, used in gallery names ("face-512") and configuration.
     pub fn as_str(self) -> &'static str {

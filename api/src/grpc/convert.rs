@@ -15,7 +15,9 @@ pub fn modality(value: i32, field: &str) -> Result<Modality, ServiceError> {
         Ok(pb::Modality::Voice) => Ok(Modality::Voice),
         Ok(pb::Modality::Multi) => Ok(Modality::Multi),
         Ok(pb::Modality::Unspecified) => Err(ServiceError::InvalidArgument(format!("{field} is required"))),
-        Err(_) => Err(ServiceError::InvalidArgument(format!("{field} has unknown value {value}"))),
+        Err(_) => Err(ServiceError::InvalidArgument(format!(
+            "{field} has unknown value {value}"
+        ))),
     }
 }
 
@@ -42,13 +44,27 @@ pub fn template(svc: &MatchService, t: Option<pb::Template>, field: &str) -> Res
         Some(pb::template::Kind::Embedding(e)) => match e.values {
             Some(pb::embedding::Values::F32Le(b)) => decode_f32_le(&b)?,
             Some(pb::embedding::Values::Floats(f)) => f.values,
-            None => return Err(ServiceError::InvalidArgument(format!("empty template: {field}.embedding has neither f32_le nor floats"))),
+            None => {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "empty template: {field}.embedding has neither f32_le nor floats"
+                )));
+            }
         },
-        Some(_) => return Err(ServiceError::InvalidArgument(format!("{field}: {m} templates must carry an embedding"))),
-        None => return Err(ServiceError::InvalidArgument(format!("empty template: {field} carries no embedding"))),
+        Some(_) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{field}: {m} templates must carry an embedding"
+            )));
+        }
+        None => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "empty template: {field} carries no embedding"
+            )));
+        }
     };
     if !t.quality.is_finite() {
-        return Err(ServiceError::InvalidArgument(format!("{field}.quality is not a finite number")));
+        return Err(ServiceError::InvalidArgument(format!(
+            "{field}.quality is not a finite number"
+        )));
     }
     Ok((svc.embedding(m, values)?, t.quality))
 }
@@ -67,7 +83,9 @@ pub fn record(v: RecordView) -> pb::Record {
         template: v.record.vector.map(|values| pb::Template {
             modality: modality_to_pb(v.gallery.modality) as i32,
             kind: Some(pb::template::Kind::Embedding(pb::Embedding {
-                values: Some(pb::embedding::Values::F32Le(values.iter().flat_map(|x| x.to_le_bytes()).collect())),
+                values: Some(pb::embedding::Values::F32Le(
+                    values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )),
             })),
             quality: m.quality,
         }),

@@ -61,7 +61,12 @@ impl MatcherGrpc {
 }
 
 fn ack_error(index: u64, record_id: String, e: ServiceError) -> pb::EnrollError {
-    pb::EnrollError { index, record_id, code: e.code() as i32, message: e.to_string() }
+    pb::EnrollError {
+        index,
+        record_id,
+        code: e.code() as i32,
+        message: e.to_string(),
+    }
 }
 
 #[tonic::async_trait]
@@ -69,7 +74,10 @@ impl Matcher for MatcherGrpc {
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
         let input = self.enroll_input(request.into_inner())?;
         let out = self.svc.enroll(input).instrument(info_span!("enroll")).await?;
-        Ok(Response::new(pb::EnrollResponse { record_id: out.record_id, gallery: out.gallery }))
+        Ok(Response::new(pb::EnrollResponse {
+            record_id: out.record_id,
+            gallery: out.gallery,
+        }))
     }
 
     type EnrollStreamStream = BoxStream<pb::EnrollAck>;
@@ -81,7 +89,10 @@ impl Matcher for MatcherGrpc {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let svc = self.svc.clone();
-        let this = MatcherGrpc { svc: svc.clone(), max_message_bytes: self.max_message_bytes };
+        let this = MatcherGrpc {
+            svc: svc.clone(),
+            max_message_bytes: self.max_message_bytes,
+        };
         tokio::spawn(
             async move {
                 let mut index = 0u64;
@@ -133,7 +144,11 @@ impl Matcher for MatcherGrpc {
                     }
                     errors.sort_by_key(|e| e.index);
                     total += record_ids.len() as u64;
-                    let ack = pb::EnrollAck { record_ids, errors, acknowledged_total: total };
+                    let ack = pb::EnrollAck {
+                        record_ids,
+                        errors,
+                        acknowledged_total: total,
+                    };
                     if tx.send(Ok(ack)).await.is_err() || ended {
                         break;
                     }
@@ -151,11 +166,19 @@ impl Matcher for MatcherGrpc {
         let target = match r.target {
             Some(pb::verify_request::Target::SubjectId(s)) => Target::Subject(s),
             Some(pb::verify_request::Target::RecordId(id)) => Target::Record(id),
-            None => return Err(ServiceError::InvalidArgument("target (subject_id or record_id) is required".into()).into()),
+            None => {
+                return Err(
+                    ServiceError::InvalidArgument("target (subject_id or record_id) is required".into()).into(),
+                );
+            }
         };
         let out = self
             .svc
-            .verify(VerifyInput { probe, target, threshold: r.threshold })
+            .verify(VerifyInput {
+                probe,
+                target,
+                threshold: r.threshold,
+            })
             .instrument(info_span!("verify"))
             .await?;
         Ok(Response::new(pb::VerifyResponse {
@@ -186,7 +209,12 @@ impl Matcher for MatcherGrpc {
                 .candidates
                 .into_iter()
                 .enumerate()
-                .map(|(i, c)| pb::Candidate { subject_id: c.subject_id, record_id: c.record_id, score: c.score, rank: i as u32 + 1 })
+                .map(|(i, c)| pb::Candidate {
+                    subject_id: c.subject_id,
+                    record_id: c.record_id,
+                    score: c.score,
+                    rank: i as u32 + 1,
+                })
                 .collect(),
             gallery_size: out.gallery_size,
             gallery: out.gallery,
@@ -205,7 +233,10 @@ impl Matcher for MatcherGrpc {
         let max = self.max_message_bytes;
         tokio::spawn(
             async move {
-                let this = MatcherGrpc { svc: svc.clone(), max_message_bytes: max };
+                let this = MatcherGrpc {
+                    svc: svc.clone(),
+                    max_message_bytes: max,
+                };
                 // (subject, threshold, window) from the config message; the
                 // decision is made on the first frame, once the modality's
                 // default threshold is known.
@@ -222,25 +253,40 @@ impl Matcher for MatcherGrpc {
                                 let window = match c.window {
                                     0 => 5,
                                     w if w > 1000 => {
-                                        return Err(ServiceError::InvalidArgument(format!("config.window {w} exceeds 1000")).into());
+                                        return Err(ServiceError::InvalidArgument(format!(
+                                            "config.window {w} exceeds 1000"
+                                        ))
+                                        .into());
                                     }
                                     w => w as usize,
                                 };
                                 state = Some((c.subject_id, c.threshold, window));
                             }
                             (Some(_), Some(_)) => {
-                                return Err(ServiceError::InvalidArgument("config may only be sent on the first message".into()).into());
+                                return Err(ServiceError::InvalidArgument(
+                                    "config may only be sent on the first message".into(),
+                                )
+                                .into());
                             }
                             (None, None) => {
-                                return Err(ServiceError::InvalidArgument("the first message must carry config".into()).into());
+                                return Err(ServiceError::InvalidArgument(
+                                    "the first message must carry config".into(),
+                                )
+                                .into());
                             }
                             (None, Some(_)) => {}
                         }
-                        let Some(frame) = m.frame else { return Ok::<_, Status>(None) };
+                        let Some(frame) = m.frame else {
+                            return Ok::<_, Status>(None);
+                        };
                         let (subject, threshold, window) = state.as_ref().expect("configured above");
                         let (probe, _) = convert::template(&svc, Some(frame), "frame")?;
                         let out = svc
-                            .verify(VerifyInput { probe, target: Target::Subject(subject.clone()), threshold: *threshold })
+                            .verify(VerifyInput {
+                                probe,
+                                target: Target::Subject(subject.clone()),
+                                threshold: *threshold,
+                            })
                             .await?;
                         let decision = decision.get_or_insert_with(|| RunningDecision::new(*window, out.threshold));
                         let (running, ok, n) = decision.push(out.score);
@@ -248,7 +294,11 @@ impl Matcher for MatcherGrpc {
                             frame_index,
                             score: out.score,
                             running_score: running,
-                            decision: if ok { pb::StreamDecision::StreamMatch } else { pb::StreamDecision::StreamNoMatch } as i32,
+                            decision: if ok {
+                                pb::StreamDecision::StreamMatch
+                            } else {
+                                pb::StreamDecision::StreamNoMatch
+                            } as i32,
                             frames_in_window: n as u32,
                         };
                         frame_index += 1;
@@ -279,15 +329,30 @@ impl Matcher for MatcherGrpc {
         let target = match r.target {
             Some(pb::delete_request::Target::RecordId(id)) => Target::Record(id),
             Some(pb::delete_request::Target::SubjectId(s)) => Target::Subject(s),
-            None => return Err(ServiceError::InvalidArgument("target (record_id or subject_id) is required".into()).into()),
+            None => {
+                return Err(
+                    ServiceError::InvalidArgument("target (record_id or subject_id) is required".into()).into(),
+                );
+            }
         };
-        let ids = self.svc.delete(target, r.purge).instrument(info_span!("delete")).await?;
-        Ok(Response::new(pb::DeleteResponse { deleted: ids.len() as u64, record_ids: ids }))
+        let ids = self
+            .svc
+            .delete(target, r.purge)
+            .instrument(info_span!("delete"))
+            .await?;
+        Ok(Response::new(pb::DeleteResponse {
+            deleted: ids.len() as u64,
+            record_ids: ids,
+        }))
     }
 
     async fn get_record(&self, request: Request<pb::GetRecordRequest>) -> Result<Response<pb::Record>, Status> {
         let r = request.into_inner();
-        let v = self.svc.get_record(&r.record_id, r.include_template).instrument(info_span!("get_record")).await?;
+        let v = self
+            .svc
+            .get_record(&r.record_id, r.include_template)
+            .instrument(info_span!("get_record"))
+            .await?;
         Ok(Response::new(convert::record(v)))
     }
 
@@ -315,7 +380,10 @@ impl Matcher for MatcherGrpc {
                 let mut after = (!r.page_token.is_empty()).then_some(r.page_token);
                 let mut pages = 0u32;
                 loop {
-                    let page = match svc.list(modality, subject.clone(), after.clone(), page_size, r.include_templates).await {
+                    let page = match svc
+                        .list(modality, subject.clone(), after.clone(), page_size, r.include_templates)
+                        .await
+                    {
                         Ok(p) => p,
                         Err(e) => {
                             let _ = tx.send(Err(e.into())).await;
@@ -339,7 +407,10 @@ impl Matcher for MatcherGrpc {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn gallery_stats(&self, _: Request<pb::GalleryStatsRequest>) -> Result<Response<pb::GalleryStatsResponse>, Status> {
+    async fn gallery_stats(
+        &self,
+        _: Request<pb::GalleryStatsRequest>,
+    ) -> Result<Response<pb::GalleryStatsResponse>, Status> {
         let infos = self.svc.stats();
         let total = infos.iter().map(|i| i.stats.records).sum();
         Ok(Response::new(pb::GalleryStatsResponse {

@@ -61,7 +61,9 @@ impl MatchService {
 
     fn threshold(&self, modality: Modality, given: Option<f32>) -> Result<f32> {
         match given {
-            Some(t) if !t.is_finite() => Err(ServiceError::InvalidArgument(format!("threshold {t} is not a finite number"))),
+            Some(t) if !t.is_finite() => Err(ServiceError::InvalidArgument(format!(
+                "threshold {t} is not a finite number"
+            ))),
             Some(t) => Ok(t),
             None => Ok(self.default_threshold(modality)),
         }
@@ -80,7 +82,11 @@ impl MatchService {
         self.catalog
             .entries()
             .into_iter()
-            .filter_map(|(name, e)| GalleryKey::parse(&name).filter(|k| k.modality == modality).map(|k| (k, e)))
+            .filter_map(|(name, e)| {
+                GalleryKey::parse(&name)
+                    .filter(|k| k.modality == modality)
+                    .map(|k| (k, e))
+            })
             .collect()
     }
 
@@ -90,7 +96,11 @@ impl MatchService {
             Some(Ok(g)) => Ok(Some(g)),
             Some(Err(e)) => Err(e.into()),
             None => {
-                let other: Vec<String> = self.galleries_of(key.modality).iter().map(|(k, _)| k.dim.to_string()).collect();
+                let other: Vec<String> = self
+                    .galleries_of(key.modality)
+                    .iter()
+                    .map(|(k, _)| k.dim.to_string())
+                    .collect();
                 if other.is_empty() {
                     Ok(None)
                 } else {
@@ -107,7 +117,10 @@ impl MatchService {
 
     /// Enrolls one record durably.
     pub async fn enroll(&self, input: EnrollInput) -> Result<EnrollOutput> {
-        self.enroll_batch(vec![input]).await.pop().unwrap_or_else(|| Err(ServiceError::Internal("empty enroll result".into())))
+        self.enroll_batch(vec![input])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ServiceError::Internal("empty enroll result".into())))
     }
 
     /// Enrolls many records; each gallery's share costs one fsync. Each
@@ -134,21 +147,42 @@ impl MatchService {
                 // Record ids are unique across galleries, not only within one.
                 let taken: Vec<bool> = recs
                     .iter()
-                    .map(|r| catalog.ready().iter().any(|g| g.name() != name && g.contains(&r.meta.record_id)))
+                    .map(|r| {
+                        catalog
+                            .ready()
+                            .iter()
+                            .any(|g| g.name() != name && g.contains(&r.meta.record_id))
+                    })
                     .collect();
                 let ids: Vec<String> = recs.iter().map(|r| r.meta.record_id.clone()).collect();
-                let (ok_idx, ok_recs): (Vec<usize>, Vec<NewRecord>) =
-                    idx.iter().copied().zip(recs).zip(&taken).filter(|(_, t)| !**t).map(|(p, _)| p).unzip();
+                let (ok_idx, ok_recs): (Vec<usize>, Vec<NewRecord>) = idx
+                    .iter()
+                    .copied()
+                    .zip(recs)
+                    .zip(&taken)
+                    .filter(|(_, t)| !**t)
+                    .map(|(p, _)| p)
+                    .unzip();
                 for ((i, id), t) in idx.iter().zip(&ids).zip(&taken) {
                     if *t {
-                        results.push((*i, Err(ServiceError::AlreadyExists(format!("record {id:?} already exists")))));
+                        results.push((
+                            *i,
+                            Err(ServiceError::AlreadyExists(format!("record {id:?} already exists"))),
+                        ));
                     }
                 }
                 match catalog.get_or_create(&name, key.dim) {
                     Ok(g) => {
                         let ok_ids: Vec<String> = ok_recs.iter().map(|r| r.meta.record_id.clone()).collect();
                         for ((i, id), r) in ok_idx.into_iter().zip(ok_ids).zip(g.insert(ok_recs)) {
-                            results.push((i, r.map(|()| EnrollOutput { record_id: id, gallery: name.clone() }).map_err(Into::into)));
+                            results.push((
+                                i,
+                                r.map(|()| EnrollOutput {
+                                    record_id: id,
+                                    gallery: name.clone(),
+                                })
+                                .map_err(Into::into),
+                            ));
                         }
                     }
                     Err(e) => {
@@ -174,7 +208,9 @@ impl MatchService {
                 }
             }
         }
-        out.into_iter().map(|o| o.unwrap_or_else(|| Err(ServiceError::Internal("record lost in enroll".into())))).collect()
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(ServiceError::Internal("record lost in enroll".into()))))
+            .collect()
     }
 
     fn prepare(&self, inp: EnrollInput, now_ms: u64) -> Result<(GalleryKey, NewRecord)> {
@@ -184,9 +220,15 @@ impl MatchService {
         }
         validate::metadata("metadata", &inp.metadata)?;
         if !(0.0..=100.0).contains(&inp.quality) {
-            return Err(ServiceError::InvalidArgument(format!("quality {} is outside 0 to 100", inp.quality)));
+            return Err(ServiceError::InvalidArgument(format!(
+                "quality {} is outside 0 to 100",
+                inp.quality
+            )));
         }
-        let key = GalleryKey { modality: inp.template.modality(), dim: inp.template.dim() };
+        let key = GalleryKey {
+            modality: inp.template.modality(),
+            dim: inp.template.dim(),
+        };
         let allowed = self.allowed_dims(key.modality);
         if !allowed.is_empty() && !allowed.contains(&key.dim) {
             return Err(ServiceError::InvalidArgument(format!(
@@ -203,7 +245,13 @@ impl MatchService {
             quality: inp.quality,
             enrolled_at_ms: now_ms,
         };
-        Ok((key, NewRecord { meta, vector: inp.template.into_values() }))
+        Ok((
+            key,
+            NewRecord {
+                meta,
+                vector: inp.template.into_values(),
+            },
+        ))
     }
 
     /// Compares a probe with a subject's or a record's templates.
@@ -215,7 +263,10 @@ impl MatchService {
             Target::Record(r) => ("record_id", r),
         };
         validate::id(target_field, target_id)?;
-        let key = GalleryKey { modality, dim: input.probe.dim() };
+        let key = GalleryKey {
+            modality,
+            dim: input.probe.dim(),
+        };
         let gallery = self.catalog.get(&key.name()).transpose()?;
         let probe = input.probe;
         let target = input.target.clone();
@@ -224,7 +275,9 @@ impl MatchService {
                 self.pool
                     .run(move |_| match &target {
                         Target::Subject(s) => g.score_subject(probe.values(), s),
-                        Target::Record(r) => g.score_record(probe.values(), r).map(|o| o.map(|(_, s)| vec![(r.clone(), s)])),
+                        Target::Record(r) => g
+                            .score_record(probe.values(), r)
+                            .map(|o| o.map(|(_, s)| vec![(r.clone(), s)])),
                     })
                     .await??
             }
@@ -238,7 +291,13 @@ impl MatchService {
             .into_iter()
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
             .expect("non-empty");
-        Ok(VerifyOutput { score, matched: is_match(score, threshold), threshold, record_id, compared })
+        Ok(VerifyOutput {
+            score,
+            matched: is_match(score, threshold),
+            threshold,
+            record_id,
+            compared,
+        })
     }
 
     /// Why a verification target was not found in `key`'s gallery.
@@ -260,7 +319,10 @@ impl MatchService {
         if elsewhere.is_empty() {
             return ServiceError::NotFound(format!("{what} not found"));
         }
-        let held: Vec<String> = elsewhere.iter().map(|k| format!("{} dimension {}", k.modality, k.dim)).collect();
+        let held: Vec<String> = elsewhere
+            .iter()
+            .map(|k| format!("{} dimension {}", k.modality, k.dim))
+            .collect();
         ServiceError::InvalidArgument(format!(
             "{what} has no {} template of dimension {} to compare with (it holds: {})",
             key.modality,
@@ -274,19 +336,32 @@ impl MatchService {
         let top_k = match input.top_k {
             0 => 10,
             k if k > MAX_TOP_K => {
-                return Err(ServiceError::InvalidArgument(format!("top_k {k} exceeds the maximum of {MAX_TOP_K}")));
+                return Err(ServiceError::InvalidArgument(format!(
+                    "top_k {k} exceeds the maximum of {MAX_TOP_K}"
+                )));
             }
             k => k,
         };
         let min_score = match input.threshold {
-            Some(t) if !t.is_finite() => return Err(ServiceError::InvalidArgument(format!("threshold {t} is not a finite number"))),
+            Some(t) if !t.is_finite() => {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "threshold {t} is not a finite number"
+                )));
+            }
             Some(t) => t,
             None => f32::NEG_INFINITY,
         };
         validate::metadata("metadata_filter", &input.filter)?;
-        let key = GalleryKey { modality: input.probe.modality(), dim: input.probe.dim() };
+        let key = GalleryKey {
+            modality: input.probe.modality(),
+            dim: input.probe.dim(),
+        };
         let Some(g) = self.gallery(key)? else {
-            return Ok(IdentifyOutput { candidates: Vec::new(), gallery_size: 0, gallery: String::new() });
+            return Ok(IdentifyOutput {
+                candidates: Vec::new(),
+                gallery_size: 0,
+                gallery: String::new(),
+            });
         };
         let probe = input.probe;
         let filter = input.filter;
@@ -306,7 +381,11 @@ impl MatchService {
         Ok(IdentifyOutput {
             candidates: hits
                 .into_iter()
-                .map(|h| Candidate { subject_id: h.subject_id, record_id: h.record_id, score: h.score })
+                .map(|h| Candidate {
+                    subject_id: h.subject_id,
+                    record_id: h.record_id,
+                    score: h.score,
+                })
                 .collect(),
             gallery_size: g.stats().records,
             gallery: key.name(),
@@ -341,7 +420,10 @@ impl MatchService {
         .await
         .map_err(|e| ServiceError::Internal(format!("delete worker failed: {e}")))??;
         if outcome.is_empty() {
-            return Err(ServiceError::NotFound(format!("{} {id:?} not found", field.trim_end_matches("_id"))));
+            return Err(ServiceError::NotFound(format!(
+                "{} {id:?} not found",
+                field.trim_end_matches("_id")
+            )));
         }
         info!(target = field, count = outcome.len(), purge, "records deleted");
         Ok(outcome)
@@ -355,7 +437,8 @@ impl MatchService {
         tokio::task::spawn_blocking(move || {
             catalog.ready().into_iter().find_map(|g| {
                 let key = GalleryKey::parse(g.name())?;
-                g.get(&id, with_template).map(|record| RecordView { gallery: key, record })
+                g.get(&id, with_template)
+                    .map(|record| RecordView { gallery: key, record })
             })
         })
         .await
@@ -376,7 +459,9 @@ impl MatchService {
         tokio::task::spawn_blocking(move || {
             let mut all: Vec<RecordView> = Vec::new();
             for g in catalog.ready() {
-                let Some(key) = GalleryKey::parse(g.name()) else { continue };
+                let Some(key) = GalleryKey::parse(g.name()) else {
+                    continue;
+                };
                 if modality.is_some_and(|m| m != key.modality) {
                     continue;
                 }
@@ -387,8 +472,13 @@ impl MatchService {
             all.sort_by(|a, b| a.record.meta.record_id.cmp(&b.record.meta.record_id));
             let more = all.len() > limit;
             all.truncate(limit);
-            let next_token = more.then(|| all.last().map(|r| r.record.meta.record_id.clone())).flatten();
-            ListPage { records: all, next_token }
+            let next_token = more
+                .then(|| all.last().map(|r| r.record.meta.record_id.clone()))
+                .flatten();
+            ListPage {
+                records: all,
+                next_token,
+            }
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("list worker failed: {e}")))
@@ -402,8 +492,18 @@ impl MatchService {
             .map(|(name, e)| {
                 let key = GalleryKey::parse(&name);
                 match e {
-                    Entry::Ready(g) => GalleryInfo { name, key, stats: g.stats(), error: None },
-                    Entry::Broken(why) => GalleryInfo { name, key, stats: Default::default(), error: Some(why.to_string()) },
+                    Entry::Ready(g) => GalleryInfo {
+                        name,
+                        key,
+                        stats: g.stats(),
+                        error: None,
+                    },
+                    Entry::Broken(why) => GalleryInfo {
+                        name,
+                        key,
+                        stats: Default::default(),
+                        error: Some(why.to_string()),
+                    },
                 }
             })
             .collect()

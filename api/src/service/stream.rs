@@ -13,7 +13,11 @@ pub struct RunningDecision {
 impl RunningDecision {
     /// A decision over windows of `window` (at least 1) frames.
     pub fn new(window: usize, threshold: f32) -> RunningDecision {
-        RunningDecision { window: window.max(1), threshold, scores: VecDeque::new() }
+        RunningDecision {
+            window: window.max(1),
+            threshold,
+            scores: VecDeque::new(),
+        }
     }
 
     /// Frames the running score covers at most.
@@ -28,7 +32,11 @@ impl RunningDecision {
         }
         self.scores.push_back(score);
         let mean = self.scores.iter().sum::<f32>() / self.scores.len() as f32;
-        (mean, biomatch_matcher::is_match(mean, self.threshold), self.scores.len())
+        (
+            mean,
+            biomatch_matcher::is_match(mean, self.threshold),
+            self.scores.len(),
+        )
     }
 }
 
@@ -40,7 +48,7 @@ mod tests {
     fn mean_of_the_last_frames_decides() {
         let mut d = RunningDecision::new(3, 0.5);
         assert_eq!(d.push(0.9), (0.9, true, 1));
-        assert_eq!(d.push(0.0).1, false);
+        assert!(!d.push(0.0).1);
         d.push(0.3);
         let (mean, ok, n) = d.push(0.9);
         assert!((mean - 0.4).abs() < 1e-6 && !ok && n == 3);

@@ -24,7 +24,10 @@ impl GalleryKey {
     /// Parses a name made by [`GalleryKey::name`].
     pub fn parse(name: &str) -> Option<GalleryKey> {
         let (m, d) = name.rsplit_once('-')?;
-        Some(GalleryKey { modality: Modality::parse(m)?, dim: d.parse().ok()? })
+        Some(GalleryKey {
+            modality: Modality::parse(m)?,
+            dim: d.parse().ok()?,
+        })
     }
 }
 
@@ -159,7 +162,10 @@ mod tests {
 
     #[test]
     fn gallery_names_round_trip() {
-        let k = GalleryKey { modality: Modality::Voice, dim: 192 };
+        let k = GalleryKey {
+            modality: Modality::Voice,
+            dim: 192,
+        };
         assert_eq!(k.name(), "voice-192");
         assert_eq!(GalleryKey::parse("voice-192"), Some(k));
         assert_eq!(GalleryKey::parse("voice"), None);

@@ -19,10 +19,15 @@ pub fn id(field: &str, value: &str) -> Result<(), ServiceError> {
         return Err(ServiceError::InvalidArgument(format!("{field} is required")));
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(ServiceError::InvalidArgument(format!("{field} is {} bytes; the limit is {MAX_ID_BYTES}", value.len())));
+        return Err(ServiceError::InvalidArgument(format!(
+            "{field} is {} bytes; the limit is {MAX_ID_BYTES}",
+            value.len()
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(ServiceError::InvalidArgument(format!("{field} contains a control character")));
+        return Err(ServiceError::InvalidArgument(format!(
+            "{field} contains a control character"
+        )));
     }
     Ok(())
 }
@@ -30,14 +35,22 @@ pub fn id(field: &str, value: &str) -> Result<(), ServiceError> {
 /// Metadata within the size limits.
 pub fn metadata(field: &str, m: &BTreeMap<String, String>) -> Result<(), ServiceError> {
     if m.len() > MAX_METADATA_ENTRIES {
-        return Err(ServiceError::InvalidArgument(format!("{field} has {} entries; the limit is {MAX_METADATA_ENTRIES}", m.len())));
+        return Err(ServiceError::InvalidArgument(format!(
+            "{field} has {} entries; the limit is {MAX_METADATA_ENTRIES}",
+            m.len()
+        )));
     }
     for (k, v) in m {
         if k.is_empty() || k.len() > MAX_METADATA_KEY_BYTES {
-            return Err(ServiceError::InvalidArgument(format!("{field} key {k:?} must be 1 to {MAX_METADATA_KEY_BYTES} bytes")));
+            return Err(ServiceError::InvalidArgument(format!(
+                "{field} key {k:?} must be 1 to {MAX_METADATA_KEY_BYTES} bytes"
+            )));
         }
         if v.len() > MAX_METADATA_VALUE_BYTES {
-            return Err(ServiceError::InvalidArgument(format!("{field}[{k:?}] is {} bytes; the limit is {MAX_METADATA_VALUE_BYTES}", v.len())));
+            return Err(ServiceError::InvalidArgument(format!(
+                "{field}[{k:?}] is {} bytes; the limit is {MAX_METADATA_VALUE_BYTES}",
+                v.len()
+            )));
         }
     }
     Ok(())
@@ -50,7 +63,12 @@ mod tests {
     #[test]
     fn ids_and_metadata_limits() {
         assert!(id("subject_id", "alice").is_ok());
-        assert!(id("subject_id", "").unwrap_err().to_string().contains("subject_id is required"));
+        assert!(
+            id("subject_id", "")
+                .unwrap_err()
+                .to_string()
+                .contains("subject_id is required")
+        );
         assert!(id("record_id", &"x".repeat(257)).is_err());
         assert!(id("record_id", "a\nb").is_err());
         let big: BTreeMap<String, String> = (0..65).map(|i| (format!("k{i}"), String::new())).collect();

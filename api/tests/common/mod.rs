@@ -44,7 +44,11 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not start within 60 s");
             std::thread::sleep(Duration::from_millis(20));
         };
-        Server { child: Some(child), addr: format!("http://{addr}"), data_dir: data_dir.to_path_buf() }
+        Server {
+            child: Some(child),
+            addr: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+        }
     }
 
     /// A connected client.
@@ -88,7 +92,9 @@ pub fn emb(modality: pb::Modality, v: &[f32]) -> pb::Template {
     pb::Template {
         modality: modality as i32,
         kind: Some(pb::template::Kind::Embedding(pb::Embedding {
-            values: Some(pb::embedding::Values::F32Le(v.iter().flat_map(|x| x.to_le_bytes()).collect())),
+            values: Some(pb::embedding::Values::F32Le(
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )),
         })),
         quality: 0.0,
     }
@@ -101,15 +107,23 @@ pub fn face(v: &[f32]) -> pb::Template {
 
 /// An enroll request.
 pub fn enroll_req(subject: &str, record: &str, t: pb::Template) -> pb::EnrollRequest {
-    pb::EnrollRequest { subject_id: subject.into(), record_id: record.into(), template: Some(t), metadata: Default::default() }
+    pb::EnrollRequest {
+        subject_id: subject.into(),
+        record_id: record.into(),
+        template: Some(t),
+        metadata: Default::default(),
+    }
 }
 
 /// Decodes a stored template's vector.
 pub fn vector_of(r: &pb::Record) -> Vec<f32> {
     match r.template.as_ref().and_then(|t| t.kind.clone()) {
-        Some(pb::template::Kind::Embedding(pb::Embedding { values: Some(pb::embedding::Values::F32Le(b)) })) => {
-            b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-        }
+        Some(pb::template::Kind::Embedding(pb::Embedding {
+            values: Some(pb::embedding::Values::F32Le(b)),
+        })) => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
         other => panic!("unexpected template {other:?}"),
     }
 }
@@ -122,5 +136,9 @@ pub fn unit(v: &[f32]) -> Vec<f32> {
 
 /// Total live records per the server.
 pub async fn total(c: &mut MatcherClient<Channel>) -> u64 {
-    c.gallery_stats(pb::GalleryStatsRequest {}).await.unwrap().into_inner().total_records
+    c.gallery_stats(pb::GalleryStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .total_records
 }
