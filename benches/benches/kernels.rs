@@ -12,8 +12,12 @@ fn kernels(c: &mut Criterion) {
         g.throughput(Throughput::Bytes((2 * dim * 4) as u64));
         for isa in Isa::supported() {
             let k = Kernels::for_isa(isa).expect("supported");
-            g.bench_function(BenchmarkId::new("dot", isa.name()), |bn| bn.iter(|| k.dot(black_box(a), black_box(b))));
-            g.bench_function(BenchmarkId::new("l2sq", isa.name()), |bn| bn.iter(|| k.l2sq(black_box(a), black_box(b))));
+            g.bench_function(BenchmarkId::new("dot", isa.name()), |bn| {
+                bn.iter(|| k.dot(black_box(a), black_box(b)))
+            });
+            g.bench_function(BenchmarkId::new("l2sq", isa.name()), |bn| {
+                bn.iter(|| k.l2sq(black_box(a), black_box(b)))
+            });
             g.bench_function(BenchmarkId::new("cosine", isa.name()), |bn| {
                 bn.iter(|| k.cosine(black_box(a), black_box(b)))
             });

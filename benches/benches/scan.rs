@@ -11,7 +11,10 @@ use std::hint::black_box;
 const DIM: usize = 512;
 
 fn scans(c: &mut Criterion) {
-    let max_n: usize = std::env::var("BIOMATCH_BENCH_MAX_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let max_n: usize = std::env::var("BIOMATCH_BENCH_MAX_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let k = Kernels::active();
     let probes = biomatch_benches::bench_vectors(32, DIM, 99);
     let params = ScanParams::new(Metric::InnerProduct, 10);

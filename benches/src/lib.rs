@@ -35,7 +35,9 @@ pub fn copy_bandwidth(bytes: usize, reps: usize) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..reps {
         let t = std::time::Instant::now();
-        dst.par_chunks_mut(chunk).zip(src.par_chunks(chunk)).for_each(|(d, s)| d.copy_from_slice(s));
+        dst.par_chunks_mut(chunk)
+            .zip(src.par_chunks(chunk))
+            .for_each(|(d, s)| d.copy_from_slice(s));
         best = best.min(t.elapsed().as_secs_f64());
     }
     std::hint::black_box(&dst);

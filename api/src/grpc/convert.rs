@@ -36,10 +36,8 @@ pub fn modality_to_pb(m: Modality) -> pb::Modality {
 pub fn template(svc: &MatchService, t: Option<pb::Template>, field: &str) -> Result<(Embedding, f32), ServiceError> {
     let t = t.ok_or_else(|| ServiceError::InvalidArgument(format!("{field} is required")))?;
     let m = modality(t.modality, &format!("{field}.modality"))?;
-    if !m.is_embedding() {
-        // Say so before looking at the payload: the modality itself is what is missing.
-        svc.embedding(m, Vec::new())?;
-    }
+    // Say so before looking at the payload: the modality itself is what is missing.
+    svc.ensure_served(m)?;
     let values = match t.kind {
         Some(pb::template::Kind::Embedding(e)) => match e.values {
             Some(pb::embedding::Values::F32Le(b)) => decode_f32_le(&b)?,

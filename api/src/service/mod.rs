@@ -145,14 +145,10 @@ impl MatchService {
                 let name = key.name();
                 let (idx, recs): (Vec<usize>, Vec<NewRecord>) = items.into_iter().unzip();
                 // Record ids are unique across galleries, not only within one.
+                let others: Vec<_> = catalog.ready().into_iter().filter(|g| g.name() != name).collect();
                 let taken: Vec<bool> = recs
                     .iter()
-                    .map(|r| {
-                        catalog
-                            .ready()
-                            .iter()
-                            .any(|g| g.name() != name && g.contains(&r.meta.record_id))
-                    })
+                    .map(|r| others.iter().any(|g| g.contains(&r.meta.record_id)))
                     .collect();
                 let ids: Vec<String> = recs.iter().map(|r| r.meta.record_id.clone()).collect();
                 let (ok_idx, ok_recs): (Vec<usize>, Vec<NewRecord>) = idx
@@ -522,13 +518,20 @@ impl MatchService {
         .await;
     }
 
+    /// Fails with UNIMPLEMENTED for modalities this version does not match.
+    pub fn ensure_served(&self, modality: Modality) -> Result<()> {
+        if modality.is_embedding() {
+            Ok(())
+        } else {
+            Err(ServiceError::Unimplemented(format!(
+                "{modality} matching is not available in this version; FACE and VOICE are"
+            )))
+        }
+    }
+
     /// Validates an embedding probe or enrollment template.
     pub fn embedding(&self, modality: Modality, values: Vec<f32>) -> Result<Embedding> {
-        if !modality.is_embedding() {
-            return Err(ServiceError::Unimplemented(format!(
-                "{modality} matching is not available in this version; FACE and VOICE are"
-            )));
-        }
+        self.ensure_served(modality)?;
         Ok(Embedding::new(modality, values, self.cfg.max_dimension)?)
     }
 }

@@ -60,12 +60,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut batch = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
-            let r = scan_topk_batch(k, &q.data[..batch_rows * q.cols], q.cols, &g.data, 0, &params).expect("not cancelled");
+            let r =
+                scan_topk_batch(k, &q.data[..batch_rows * q.cols], q.cols, &g.data, 0, &params).expect("not cancelled");
             batch.push(t.elapsed().as_secs_f64());
             std::hint::black_box(r);
         }
         batch.sort_by(f64::total_cmp);
-        let copy = if a.copy_bytes > 0 { biomatch_benches::copy_bandwidth(a.copy_bytes, 5) } else { 0.0 };
+        let copy = if a.copy_bytes > 0 {
+            biomatch_benches::copy_bandwidth(a.copy_bytes, 5)
+        } else {
+            0.0
+        };
         (single, ids, batch, copy)
     });
     let (single, ids, batch, copy) = out;
