@@ -63,6 +63,19 @@ pub struct ClientArgs {
     pub server: String,
 }
 
+/// Server, modality and the file of vectors: what every vector command takes.
+#[derive(Args, Debug)]
+pub struct VectorArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Modality of the vectors.
+    #[arg(long, value_enum)]
+    modality: CliModality,
+    /// JSON (a vector, a list of vectors, or a list of records) or .npy file.
+    #[arg(long)]
+    input: PathBuf,
+}
+
 /// Embedding modalities the CLI sends.
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum CliModality {
@@ -85,13 +98,7 @@ impl CliModality {
 #[derive(Args, Debug)]
 pub struct EnrollArgs {
     #[command(flatten)]
-    client: ClientArgs,
-    /// Modality of the vectors.
-    #[arg(long, value_enum)]
-    modality: CliModality,
-    /// JSON (vector, list of vectors, or list of records) or .npy file.
-    #[arg(long)]
-    input: PathBuf,
+    vectors: VectorArgs,
     /// Subject for vectors whose record names none.
     #[arg(long)]
     subject: Option<String>,
@@ -107,13 +114,7 @@ pub struct EnrollArgs {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    client: ClientArgs,
-    /// Modality of the probe.
-    #[arg(long, value_enum)]
-    modality: CliModality,
-    /// Probe file.
-    #[arg(long)]
-    input: PathBuf,
+    vectors: VectorArgs,
     /// Subject to verify against.
     #[arg(long, conflicts_with = "record", required_unless_present = "record")]
     subject: Option<String>,
@@ -129,13 +130,7 @@ pub struct VerifyArgs {
 #[derive(Args, Debug)]
 pub struct IdentifyArgs {
     #[command(flatten)]
-    client: ClientArgs,
-    /// Modality of the probe.
-    #[arg(long, value_enum)]
-    modality: CliModality,
-    /// Probe file.
-    #[arg(long)]
-    input: PathBuf,
+    vectors: VectorArgs,
     /// Candidates to return.
     #[arg(long, default_value_t = 10)]
     top_k: u32,
@@ -211,8 +206,8 @@ pub async fn run_client(cmd: Command) -> CliResult {
         Command::Serve(_) => unreachable!("serve is handled by main"),
         Command::Enroll(a) => enroll(a).await,
         Command::Verify(a) => {
-            let mut c = connect(&a.client).await?;
-            for v in load(&a.input)? {
+            let mut c = connect(&a.vectors.client).await?;
+            for v in load(&a.vectors.input)? {
                 let target = match (&a.subject, &a.record) {
                     (Some(s), _) => pb::verify_request::Target::SubjectId(s.clone()),
                     (None, Some(r)) => pb::verify_request::Target::RecordId(r.clone()),
@@ -220,7 +215,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
                 };
                 let r = c
                     .verify(pb::VerifyRequest {
-                        probe: Some(template(a.modality, &v.vector)),
+                        probe: Some(template(a.vectors.modality, &v.vector)),
                         target: Some(target),
                         threshold: a.threshold,
                     })
@@ -233,11 +228,11 @@ pub async fn run_client(cmd: Command) -> CliResult {
             Ok(())
         }
         Command::Identify(a) => {
-            let mut c = connect(&a.client).await?;
-            for v in load(&a.input)? {
+            let mut c = connect(&a.vectors.client).await?;
+            for v in load(&a.vectors.input)? {
                 let r = c
                     .identify(pb::IdentifyRequest {
-                        probe: Some(template(a.modality, &v.vector)),
+                        probe: Some(template(a.vectors.modality, &v.vector)),
                         top_k: a.top_k,
                         threshold: a.threshold,
                         metadata_filter: a.filter.iter().cloned().collect::<HashMap<_, _>>(),
@@ -287,7 +282,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
 }
 
 async fn enroll(a: EnrollArgs) -> CliResult {
-    let vectors = load(&a.input)?;
+    let vectors = load(&a.vectors.input)?;
     if a.record.is_some() && vectors.len() != 1 {
         return Err("--record applies to a single vector; give record ids in a JSON records file instead".into());
     }
@@ -302,11 +297,11 @@ async fn enroll(a: EnrollArgs) -> CliResult {
         reqs.push(pb::EnrollRequest {
             subject_id: subject,
             record_id: v.record_id.or_else(|| a.record.clone()).unwrap_or_default(),
-            template: Some(template(a.modality, &v.vector)),
+            template: Some(template(a.vectors.modality, &v.vector)),
             metadata,
         });
     }
-    let mut c = connect(&a.client).await?;
+    let mut c = connect(&a.vectors.client).await?;
     let total = reqs.len();
     let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await?.into_inner();
     let (mut ok, mut failed) = (0u64, 0u64);

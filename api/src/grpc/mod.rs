@@ -25,6 +25,7 @@ const STREAM_BATCH: usize = 512;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// The `biomatch.v1.Matcher` service.
+#[derive(Clone)]
 pub struct MatcherGrpc {
     svc: Arc<MatchService>,
     max_message_bytes: usize,
@@ -89,10 +90,7 @@ impl Matcher for MatcherGrpc {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let svc = self.svc.clone();
-        let this = MatcherGrpc {
-            svc: svc.clone(),
-            max_message_bytes: self.max_message_bytes,
-        };
+        let this = self.clone();
         tokio::spawn(
             async move {
                 let mut index = 0u64;
@@ -230,13 +228,9 @@ impl Matcher for MatcherGrpc {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let svc = self.svc.clone();
-        let max = self.max_message_bytes;
+        let this = self.clone();
         tokio::spawn(
             async move {
-                let this = MatcherGrpc {
-                    svc: svc.clone(),
-                    max_message_bytes: max,
-                };
                 // (subject, threshold, window) from the config message; the
                 // decision is made on the first frame, once the modality's
                 // default threshold is known.
