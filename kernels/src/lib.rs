@@ -8,10 +8,13 @@
 //! Scans ([`scan_topk`], [`scan_topk_batch`]) split a gallery into chunks that
 //! rayon scores in parallel on whatever pool the caller runs them in; each
 //! chunk keeps its own [`TopK`] and the partial results are merged.
+//!
+//! [`iris`] holds the masked, rotation-aware Hamming counts for iris codes.
 
 #![warn(missing_docs)]
 
 mod dispatch;
+pub mod iris;
 mod scalar;
 mod scan;
 mod topk;
@@ -21,3 +24,4 @@ mod x86;
 pub use dispatch::{Isa, Kernels};
 pub use scan::{Cancelled, Metric, RowFilter, ScanParams, scan_topk, scan_topk_batch};
 pub use topk::{Hit, TopK};
+

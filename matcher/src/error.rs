@@ -35,6 +35,9 @@ pub enum MatcherError {
     /// The template kind does not fit the modality.
     #[error("{0}")]
     WrongKind(String),
+    /// An iris template or matcher setting is malformed.
+    #[error("{0}")]
+    Iris(String),
     /// The modality is not served (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -9,9 +9,11 @@
 
 mod embedding;
 mod error;
+pub mod iris;
 mod modality;
 
 pub use embedding::{Embedding, decode_f32_le};
+pub use iris::{IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate};
 pub use error::MatcherError;
 pub use modality::Modality;
 
