@@ -7,11 +7,13 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod iris;
 mod npy;
 mod synthetic;
 mod vectors;
 
 pub use error::DatasetError;
+pub use iris::{PackedIris, SyntheticIris, conformance_pairs};
 pub use npy::{Matrix, read_npy, write_npy};
 pub use synthetic::{SyntheticEmbeddings, SyntheticSet};
 pub use vectors::{VectorRecord, read_vectors};

@@ -36,7 +36,8 @@ impl IrisIsa {
     pub fn detect() -> IrisIsa {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vpopcntdq") {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            {
                 return IrisIsa::Avx512Vpopcnt;
             }
             if std::arch::is_x86_feature_detected!("avx2") {
@@ -49,7 +50,10 @@ impl IrisIsa {
     /// Every flavour this CPU can run.
     pub fn supported() -> Vec<IrisIsa> {
         let best = IrisIsa::detect();
-        [IrisIsa::Scalar, IrisIsa::Avx2, IrisIsa::Avx512Vpopcnt].into_iter().filter(|i| *i <= best).collect()
+        [IrisIsa::Scalar, IrisIsa::Avx2, IrisIsa::Avx512Vpopcnt]
+            .into_iter()
+            .filter(|i| *i <= best)
+            .collect()
     }
 
     /// The process-wide flavour: the best one, or a narrower one named by
@@ -87,7 +91,10 @@ pub struct PreparedIrisProbe {
 impl PreparedIrisProbe {
     /// Prepares `code` and `mask` (256 words each).
     pub fn new(code: &[u64], mask: &[u64]) -> PreparedIrisProbe {
-        assert!(code.len() == IRIS_WORDS && mask.len() == IRIS_WORDS, "iris probe must have 256 words each");
+        assert!(
+            code.len() == IRIS_WORDS && mask.len() == IRIS_WORDS,
+            "iris probe must have 256 words each"
+        );
         let mut code2 = Box::new([0u64; 2 * IRIS_WORDS]);
         let mut mask2 = Box::new([0u64; 2 * IRIS_WORDS]);
         code2[..IRIS_WORDS].copy_from_slice(code);
@@ -128,9 +135,16 @@ impl IrisKernels {
     /// probe against one stored template (`IRIS_TEMPLATE_BYTES` bytes: code
     /// words then mask words, little-endian, any alignment).
     pub fn counts(&self, probe: &PreparedIrisProbe, gallery: &[u8], shifts: &[i32], out: &mut [ShiftCounts]) {
-        assert_eq!(gallery.len(), IRIS_TEMPLATE_BYTES, "iris template must be {IRIS_TEMPLATE_BYTES} bytes");
+        assert_eq!(
+            gallery.len(),
+            IRIS_TEMPLATE_BYTES,
+            "iris template must be {IRIS_TEMPLATE_BYTES} bytes"
+        );
         assert_eq!(shifts.len(), out.len());
-        assert!(shifts.iter().all(|s| s.unsigned_abs() < IRIS_WORDS as u32), "shift out of range");
+        assert!(
+            shifts.iter().all(|s| s.unsigned_abs() < IRIS_WORDS as u32),
+            "shift out of range"
+        );
         match self.isa {
             IrisIsa::Scalar => counts_scalar(probe, gallery, shifts, out),
             // SAFETY: `IrisKernels` exists for a flavour only when the CPU supports it.
@@ -207,7 +221,9 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn popcnt256(v: __m256i) -> __m256i {
-        let lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+        let lut = _mm256_setr_epi8(
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+        );
         let low = _mm256_set1_epi8(0x0f);
         let lo = _mm256_and_si256(v, low);
         let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
@@ -249,7 +265,12 @@ mod x86 {
                     acc[2 * half + 1] = _mm256_add_epi64(acc[2 * half + 1], popcnt256(m));
                 }
             }
-            *o = [hsum256_epi64(acc[0]) as u32, hsum256_epi64(acc[1]) as u32, hsum256_epi64(acc[2]) as u32, hsum256_epi64(acc[3]) as u32];
+            *o = [
+                hsum256_epi64(acc[0]) as u32,
+                hsum256_epi64(acc[1]) as u32,
+                hsum256_epi64(acc[2]) as u32,
+                hsum256_epi64(acc[3]) as u32,
+            ];
         }
     }
 }

@@ -24,4 +24,3 @@ mod x86;
 pub use dispatch::{Isa, Kernels};
 pub use scan::{Cancelled, Metric, RowFilter, ScanParams, scan_topk, scan_topk_batch};
 pub use topk::{Hit, TopK};
-

@@ -59,10 +59,22 @@ fn pack(words: &[u64]) -> Vec<u8> {
 }
 
 fn check_version(v: &str) -> Result<(), MatcherError> {
-    let ok = v.strip_prefix('v').and_then(|r| r.split_once('.')).is_some_and(|(a, b)| {
-        !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
-    });
-    if ok { Ok(()) } else { Err(MatcherError::Iris(format!("iris_code_version {v:?} is not of the form v<major>.<minor>"))) }
+    let ok = v
+        .strip_prefix('v')
+        .and_then(|r| r.split_once('.'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(MatcherError::Iris(format!(
+            "iris_code_version {v:?} is not of the form v<major>.<minor>"
+        )))
+    }
 }
 
 impl IrisTemplate {
@@ -77,24 +89,38 @@ impl IrisTemplate {
             }
         }
         check_version(version)?;
-        let t = IrisTemplate { code: unpack(code), mask: unpack(mask), version: version.to_string() };
+        let t = IrisTemplate {
+            code: unpack(code),
+            mask: unpack(mask),
+            version: version.to_string(),
+        };
         if t.mask.iter().all(|w| *w == 0) {
-            return Err(MatcherError::Iris("iris mask has no valid bit: nothing can be compared".into()));
+            return Err(MatcherError::Iris(
+                "iris mask has no valid bit: nothing can be compared".into(),
+            ));
         }
         Ok(t)
     }
 
     /// From the JSON that open-iris's `IrisTemplate.serialize()` produces.
     pub fn from_open_iris_json(text: &str) -> Result<IrisTemplate, MatcherError> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| MatcherError::Iris(format!("open-iris template is not JSON: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| MatcherError::Iris(format!("open-iris template is not JSON: {e}")))?;
         let field = |k: &str| {
-            v.get(k).and_then(|x| x.as_str()).ok_or_else(|| MatcherError::Iris(format!("open-iris template lacks string field {k:?}")))
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .ok_or_else(|| MatcherError::Iris(format!("open-iris template lacks string field {k:?}")))
         };
         let decode = |k: &str| -> Result<Vec<u8>, MatcherError> {
-            STANDARD.decode(field(k)?).map_err(|e| MatcherError::Iris(format!("{k} is not valid base64: {e}")))
+            STANDARD
+                .decode(field(k)?)
+                .map_err(|e| MatcherError::Iris(format!("{k} is not valid base64: {e}")))
         };
-        IrisTemplate::from_packed(&decode("iris_codes")?, &decode("mask_codes")?, field("iris_code_version")?)
+        IrisTemplate::from_packed(
+            &decode("iris_codes")?,
+            &decode("mask_codes")?,
+            field("iris_code_version")?,
+        )
     }
 
     /// The open-iris JSON form.
@@ -179,7 +205,13 @@ pub struct IrisMatchConfig {
 impl Default for IrisMatchConfig {
     /// open-iris `HammingDistanceMatcher()` defaults.
     fn default() -> Self {
-        IrisMatchConfig { rotation_shift: 15, normalise: true, norm_mean: 0.45, norm_gradient: 0.00005, separate_half_matching: true }
+        IrisMatchConfig {
+            rotation_shift: 15,
+            normalise: true,
+            norm_mean: 0.45,
+            norm_gradient: 0.00005,
+            separate_half_matching: true,
+        }
     }
 }
 
@@ -213,10 +245,15 @@ impl IrisMatcher {
     /// A matcher on a given kernel flavour (tests, benchmarks).
     pub fn with_kernels(cfg: IrisMatchConfig, kernels: IrisKernels) -> Result<IrisMatcher, MatcherError> {
         if cfg.rotation_shift > 128 {
-            return Err(MatcherError::Iris(format!("rotation_shift {} exceeds 128 columns", cfg.rotation_shift)));
+            return Err(MatcherError::Iris(format!(
+                "rotation_shift {} exceeds 128 columns",
+                cfg.rotation_shift
+            )));
         }
         if !(0.0..=1.0).contains(&cfg.norm_mean) || !cfg.norm_gradient.is_finite() {
-            return Err(MatcherError::Iris("norm_mean must be in [0, 1] and norm_gradient finite".into()));
+            return Err(MatcherError::Iris(
+                "norm_mean must be in [0, 1] and norm_gradient finite".into(),
+            ));
         }
         let n = cfg.rotation_shift as i32;
         let shifts = std::iter::once(0).chain((1..=n).flat_map(|x| [-x, x])).collect();
@@ -247,12 +284,18 @@ impl IrisMatcher {
     }
 
     fn best(&self, counts: &[ShiftCounts]) -> IrisMatch {
-        let mut best = IrisMatch { distance: 1.0, shift: 0 };
+        let mut best = IrisMatch {
+            distance: 1.0,
+            shift: 0,
+        };
         for (shift, c) in self.shifts.iter().zip(counts) {
             if let Some(d) = self.distance(c)
                 && d < best.distance
             {
-                best = IrisMatch { distance: d, shift: *shift };
+                best = IrisMatch {
+                    distance: d,
+                    shift: *shift,
+                };
             }
         }
         best
@@ -262,7 +305,8 @@ impl IrisMatcher {
     fn distance(&self, c: &ShiftCounts) -> Option<f64> {
         let [h_lo, m_lo, h_hi, m_hi] = c.map(u64::from);
         let nhd = |h: u64, m: u64| {
-            let v = self.cfg.norm_mean - (self.cfg.norm_mean - h as f64 / m as f64) * (self.cfg.norm_gradient * m as f64 + 0.5);
+            let v = self.cfg.norm_mean
+                - (self.cfg.norm_mean - h as f64 / m as f64) * (self.cfg.norm_gradient * m as f64 + 0.5);
             // Python's max(0, v): NaN (0 / 0) and non-positive values give 0.
             if v > 0.0 { v } else { 0.0 }
         };
@@ -271,7 +315,11 @@ impl IrisMatcher {
             if m == 0 {
                 return None;
             }
-            return Some(if self.cfg.normalise { nhd(h, m) } else { h as f64 / m as f64 });
+            return Some(if self.cfg.normalise {
+                nhd(h, m)
+            } else {
+                h as f64 / m as f64
+            });
         }
         // open-iris orders the halves as [columns 128.., columns ..128] and
         // doubles each half's counts.
@@ -284,7 +332,11 @@ impl IrisMatcher {
             return Some((h0 + h1) as f64 / msum as f64);
         }
         let normdist = nhd(h0 + h1, msum);
-        let (n0, n1) = if m0 > 0 { (nhd(h0, m0), nhd(h1, m1)) } else { (self.cfg.norm_mean, self.cfg.norm_mean) };
+        let (n0, n1) = if m0 > 0 {
+            (nhd(h0, m0), nhd(h1, m1))
+        } else {
+            (self.cfg.norm_mean, self.cfg.norm_mean)
+        };
         let halves = (n0 * m0 as f64 + n1 * m1 as f64) / msum as f64;
         let d = (normdist + halves) / 2.0;
         (!d.is_nan()).then_some(d)
@@ -304,7 +356,9 @@ mod tests {
             x
         };
         let code: Vec<u8> = (0..IRIS_PACKED_BYTES).map(|_| next() as u8).collect();
-        let mask: Vec<u8> = (0..IRIS_PACKED_BYTES).map(|i| if i as u64 % valid_every == 0 { 0 } else { 0xff }).collect();
+        let mask: Vec<u8> = (0..IRIS_PACKED_BYTES)
+            .map(|i| if i as u64 % valid_every == 0 { 0 } else { 0xff })
+            .collect();
         IrisTemplate::from_packed(&code, &mask, "v2.1").unwrap()
     }
 
@@ -321,10 +375,29 @@ mod tests {
     fn bad_templates_are_refused_with_the_reason() {
         let e = |r: Result<IrisTemplate, MatcherError>| r.unwrap_err().to_string();
         assert!(e(IrisTemplate::from_packed(&[0; 10], &[0xff; IRIS_PACKED_BYTES], "v2.1")).contains("10 bytes"));
-        assert!(e(IrisTemplate::from_packed(&[0; IRIS_PACKED_BYTES], &[0xff; IRIS_PACKED_BYTES], "2.1")).contains("iris_code_version"));
-        assert!(e(IrisTemplate::from_packed(&[0; IRIS_PACKED_BYTES], &[0; IRIS_PACKED_BYTES], "v2.1")).contains("no valid bit"));
+        assert!(
+            e(IrisTemplate::from_packed(
+                &[0; IRIS_PACKED_BYTES],
+                &[0xff; IRIS_PACKED_BYTES],
+                "2.1"
+            ))
+            .contains("iris_code_version")
+        );
+        assert!(
+            e(IrisTemplate::from_packed(
+                &[0; IRIS_PACKED_BYTES],
+                &[0; IRIS_PACKED_BYTES],
+                "v2.1"
+            ))
+            .contains("no valid bit")
+        );
         assert!(e(IrisTemplate::from_open_iris_json("{}")).contains("iris_codes"));
-        assert!(e(IrisTemplate::from_open_iris_json(r#"{"iris_codes": "!!", "mask_codes": "", "iris_code_version": "v2.1"}"#)).contains("base64"));
+        assert!(
+            e(IrisTemplate::from_open_iris_json(
+                r#"{"iris_codes": "!!", "mask_codes": "", "iris_code_version": "v2.1"}"#
+            ))
+            .contains("base64")
+        );
     }
 
     #[test]
@@ -332,16 +405,33 @@ mod tests {
         let t = template(9, 7);
         // Roll the code and mask words by 5 columns: the probe is t rolled by -5.
         let roll = |w: &[u64]| (0..IRIS_WORDS).map(|c| w[(c + 5) % IRIS_WORDS]).collect::<Vec<_>>();
-        let g = IrisTemplate { code: roll(&t.code), mask: roll(&t.mask), version: "v2.1".into() };
+        let g = IrisTemplate {
+            code: roll(&t.code),
+            mask: roll(&t.mask),
+            version: "v2.1".into(),
+        };
         for isa in biomatch_kernels::iris::IrisIsa::supported() {
             for half in [true, false] {
-                let cfg = IrisMatchConfig { normalise: false, separate_half_matching: half, ..Default::default() };
+                let cfg = IrisMatchConfig {
+                    normalise: false,
+                    separate_half_matching: half,
+                    ..Default::default()
+                };
                 let m = IrisMatcher::with_kernels(cfg, IrisKernels::for_isa(isa).unwrap()).unwrap();
                 let r = m.compare(&t, &g);
-                assert_eq!(r, IrisMatch { distance: 0.0, shift: -5 }, "{isa:?}");
+                assert_eq!(
+                    r,
+                    IrisMatch {
+                        distance: 0.0,
+                        shift: -5
+                    },
+                    "{isa:?}"
+                );
             }
         }
-        let impostor = IrisMatcher::new(IrisMatchConfig::default()).unwrap().compare(&t, &template(10, 7));
+        let impostor = IrisMatcher::new(IrisMatchConfig::default())
+            .unwrap()
+            .compare(&t, &template(10, 7));
         // Normalisation stretches distances about 0.45: random codes land near 0.5.
         assert!(impostor.distance > 0.45 && impostor.distance < 0.6, "{impostor:?}");
     }

@@ -13,8 +13,8 @@ pub mod iris;
 mod modality;
 
 pub use embedding::{Embedding, decode_f32_le};
-pub use iris::{IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate};
 pub use error::MatcherError;
+pub use iris::{IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate};
 pub use modality::Modality;
 
 /// The verification rule for similarity scores: a match when
