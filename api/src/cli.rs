@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use biomatch_datasets::{VectorRecord, read_vectors};
 use biomatch_proto::v1 as pb;
@@ -71,7 +71,9 @@ pub struct VectorArgs {
     /// Modality of the vectors.
     #[arg(long, value_enum)]
     modality: CliModality,
-    /// JSON (a vector, a list of vectors, or a list of records) or .npy file.
+    /// FACE/VOICE: JSON (a vector, a list of vectors, or a list of records)
+    /// or .npy. IRIS: open-iris template JSON (one object, a list, or one per
+    /// line), each optionally with "subject_id", "record_id", "metadata".
     #[arg(long)]
     input: PathBuf,
 }
@@ -83,6 +85,8 @@ pub enum CliModality {
     Face,
     /// Voice embeddings.
     Voice,
+    /// open-iris iris templates.
+    Iris,
 }
 
 impl CliModality {
@@ -90,6 +94,7 @@ impl CliModality {
         match self {
             CliModality::Face => pb::Modality::Face,
             CliModality::Voice => pb::Modality::Voice,
+            CliModality::Iris => pb::Modality::Iris,
         }
     }
 }
@@ -166,7 +171,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-fn template(m: CliModality, v: &[f32]) -> pb::Template {
+fn embedding(m: CliModality, v: &[f32]) -> pb::Template {
     pb::Template {
         modality: m.pb() as i32,
         kind: Some(pb::template::Kind::Embedding(pb::Embedding {
@@ -192,12 +197,80 @@ async fn connect(c: &ClientArgs) -> Result<MatcherClient<tonic::transport::Chann
         .max_encoding_message_size(64 << 20))
 }
 
-fn load(input: &Path) -> Result<Vec<VectorRecord>, Box<dyn std::error::Error>> {
-    let v = read_vectors(input)?;
-    if v.is_empty() {
-        return Err(format!("{} holds no vectors", input.display()).into());
+/// A template read from a file, with the labels the file gave it.
+struct Item {
+    subject_id: Option<String>,
+    record_id: Option<String>,
+    metadata: HashMap<String, String>,
+    template: pb::Template,
+}
+
+/// Reads the templates of `--input` for `--modality`.
+fn load(a: &VectorArgs) -> Result<Vec<Item>, Box<dyn std::error::Error>> {
+    let items: Vec<Item> = match a.modality {
+        CliModality::Iris => {
+            let text = std::fs::read_to_string(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
+            let objects = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Array(items)) => items,
+                Ok(obj @ serde_json::Value::Object(_)) => vec![obj],
+                _ => text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(serde_json::from_str)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("{}: not open-iris template JSON: {e}", a.input.display()))?,
+            };
+            objects.into_iter().map(iris_item).collect()
+        }
+        m => read_vectors(&a.input)?
+            .into_iter()
+            .map(|v: VectorRecord| Item {
+                subject_id: v.subject_id,
+                record_id: v.record_id,
+                metadata: v.metadata.into_iter().collect(),
+                template: embedding(m, &v.vector),
+            })
+            .collect(),
+    };
+    if items.is_empty() {
+        return Err(format!("{} holds no templates", a.input.display()).into());
     }
-    Ok(v)
+    Ok(items)
+}
+
+/// An open-iris template object (extra keys: labels) as an item.
+fn iris_item(o: serde_json::Value) -> Item {
+    let label = |k: &str| o.get(k).and_then(|v| v.as_str()).map(String::from);
+    let metadata = o
+        .get("metadata")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Item {
+        subject_id: label("subject_id"),
+        record_id: label("record_id"),
+        metadata,
+        template: pb::Template {
+            modality: pb::Modality::Iris as i32,
+            kind: Some(pb::template::Kind::Iris(pb::IrisTemplate {
+                form: Some(pb::iris_template::Form::OpenIrisJson(o.to_string())),
+            })),
+            quality: 0.0,
+        },
+    }
+}
+
+/// Adds the iris distance and rotation to an output object.
+fn with_iris(mut o: serde_json::Value, modality: CliModality, distance: f64, rotation: i32) -> serde_json::Value {
+    if matches!(modality, CliModality::Iris) {
+        o["distance"] = json!(distance);
+        o["rotation"] = json!(rotation);
+    }
+    o
 }
 
 /// Runs a client subcommand.
@@ -207,7 +280,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
         Command::Enroll(a) => enroll(a).await,
         Command::Verify(a) => {
             let mut c = connect(&a.vectors.client).await?;
-            for v in load(&a.vectors.input)? {
+            for v in load(&a.vectors)? {
                 let target = match (&a.subject, &a.record) {
                     (Some(s), _) => pb::verify_request::Target::SubjectId(s.clone()),
                     (None, Some(r)) => pb::verify_request::Target::RecordId(r.clone()),
@@ -215,24 +288,24 @@ pub async fn run_client(cmd: Command) -> CliResult {
                 };
                 let r = c
                     .verify(pb::VerifyRequest {
-                        probe: Some(template(a.vectors.modality, &v.vector)),
+                        probe: Some(v.template),
                         target: Some(target),
                         threshold: a.threshold,
                     })
                     .await?
                     .into_inner();
-                emit(
-                    json!({"score": r.score, "match": r.r#match, "threshold": r.threshold, "record_id": r.record_id, "compared": r.compared}),
-                )?;
+                let out = json!({"score": r.score, "match": r.r#match, "threshold": r.threshold,
+                                 "record_id": r.record_id, "compared": r.compared});
+                emit(with_iris(out, a.vectors.modality, r.distance, r.rotation))?;
             }
             Ok(())
         }
         Command::Identify(a) => {
             let mut c = connect(&a.vectors.client).await?;
-            for v in load(&a.vectors.input)? {
+            for v in load(&a.vectors)? {
                 let r = c
                     .identify(pb::IdentifyRequest {
-                        probe: Some(template(a.vectors.modality, &v.vector)),
+                        probe: Some(v.template),
                         top_k: a.top_k,
                         threshold: a.threshold,
                         metadata_filter: a.filter.iter().cloned().collect::<HashMap<_, _>>(),
@@ -242,7 +315,10 @@ pub async fn run_client(cmd: Command) -> CliResult {
                 let cands: Vec<_> = r
                     .candidates
                     .iter()
-                    .map(|c| json!({"rank": c.rank, "subject_id": c.subject_id, "record_id": c.record_id, "score": c.score}))
+                    .map(|c| {
+                        let o = json!({"rank": c.rank, "subject_id": c.subject_id, "record_id": c.record_id, "score": c.score});
+                        with_iris(o, a.vectors.modality, c.distance, c.rotation)
+                    })
                     .collect();
                 emit(json!({"gallery": r.gallery, "gallery_size": r.gallery_size, "candidates": cands}))?;
             }
@@ -282,22 +358,22 @@ pub async fn run_client(cmd: Command) -> CliResult {
 }
 
 async fn enroll(a: EnrollArgs) -> CliResult {
-    let vectors = load(&a.vectors.input)?;
-    if a.record.is_some() && vectors.len() != 1 {
-        return Err("--record applies to a single vector; give record ids in a JSON records file instead".into());
+    let items = load(&a.vectors)?;
+    if a.record.is_some() && items.len() != 1 {
+        return Err("--record applies to a single template; give record ids in the input file instead".into());
     }
-    let mut reqs = Vec::with_capacity(vectors.len());
-    for (i, v) in vectors.into_iter().enumerate() {
+    let mut reqs = Vec::with_capacity(items.len());
+    for (i, v) in items.into_iter().enumerate() {
         let subject = v
             .subject_id
             .or_else(|| a.subject.clone())
-            .ok_or_else(|| format!("vector {i} names no subject_id and --subject was not given"))?;
-        let mut metadata: HashMap<String, String> = v.metadata.into_iter().collect();
+            .ok_or_else(|| format!("template {i} names no subject_id and --subject was not given"))?;
+        let mut metadata = v.metadata;
         metadata.extend(a.meta.iter().cloned());
         reqs.push(pb::EnrollRequest {
             subject_id: subject,
             record_id: v.record_id.or_else(|| a.record.clone()).unwrap_or_default(),
-            template: Some(template(a.vectors.modality, &v.vector)),
+            template: Some(v.template),
             metadata,
         });
     }

@@ -19,6 +19,11 @@
 //! voice_threshold = 0.74
 //! face_dimensions = []          # empty = any dimension
 //! voice_dimensions = []
+//! iris_threshold = 0.65         # on 1 - Hamming distance
+//! iris_rotation_shift = 15      # open-iris HammingDistanceMatcher defaults
+//! iris_normalise = true
+//! iris_separate_half_matching = true
+//! iris_code_version = "v2.1"
 //! ```
 
 use std::net::SocketAddr;
@@ -81,6 +86,17 @@ pub struct MatchingConfig {
     pub face_dimensions: Vec<usize>,
     /// Allowed VOICE dimensions; empty allows any.
     pub voice_dimensions: Vec<usize>,
+    /// Default IRIS decision threshold on the score, 1 - Hamming distance.
+    pub iris_threshold: f32,
+    /// Columns the iris probe is rotated by at most, each way.
+    pub iris_rotation_shift: u32,
+    /// open-iris distance normalisation.
+    pub iris_normalise: bool,
+    /// open-iris half matching (false = SimpleHammingDistanceMatcher).
+    pub iris_separate_half_matching: bool,
+    /// The open-iris `iris_code_version` every iris template must carry:
+    /// codes of different versions are not comparable.
+    pub iris_code_version: String,
 }
 
 impl Default for ServerConfig {
@@ -116,6 +132,11 @@ impl Default for MatchingConfig {
             voice_threshold: 0.74,
             face_dimensions: Vec::new(),
             voice_dimensions: Vec::new(),
+            iris_threshold: 0.65,
+            iris_rotation_shift: 15,
+            iris_normalise: true,
+            iris_separate_half_matching: true,
+            iris_code_version: "v2.1".to_string(),
         }
     }
 }
@@ -212,6 +233,19 @@ impl Config {
         set!("BIOMATCH_VOICE_THRESHOLD", self.matching.voice_threshold, parse);
         set!("BIOMATCH_FACE_DIMENSIONS", self.matching.face_dimensions, list);
         set!("BIOMATCH_VOICE_DIMENSIONS", self.matching.voice_dimensions, list);
+        set!("BIOMATCH_IRIS_THRESHOLD", self.matching.iris_threshold, parse);
+        set!("BIOMATCH_IRIS_ROTATION_SHIFT", self.matching.iris_rotation_shift, parse);
+        set!("BIOMATCH_IRIS_NORMALISE", self.matching.iris_normalise, parse);
+        set!(
+            "BIOMATCH_IRIS_SEPARATE_HALF_MATCHING",
+            self.matching.iris_separate_half_matching,
+            parse
+        );
+        set!(
+            "BIOMATCH_IRIS_CODE_VERSION",
+            self.matching.iris_code_version,
+            parse::<String>
+        );
         if let Some(v) = get("BIOMATCH_PORT_FILE") {
             self.server.port_file = Some(PathBuf::from(v));
         }

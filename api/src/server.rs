@@ -32,6 +32,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("gRPC server error: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The matching settings are invalid.
+    #[error("invalid matching configuration: {0}")]
+    Config(crate::error::ServiceError),
     /// Reflection could not be set up.
     #[error("reflection setup failed: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -50,7 +53,8 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             source: std::io::Error::other(e),
         })??;
     let pool = SearchPool::new(cfg.server.search_threads);
-    let svc = Arc::new(MatchService::new(Arc::new(catalog), pool.clone(), cfg.matching.clone()));
+    let svc =
+        Arc::new(MatchService::new(Arc::new(catalog), pool.clone(), cfg.matching.clone()).map_err(ServeError::Config)?);
 
     let listener = TcpListener::bind(cfg.server.grpc_addr)
         .await

@@ -241,15 +241,15 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
         Code::InvalidArgument,
         &["template.modality is required"],
     );
-    let iris = pb::Template {
-        modality: pb::Modality::Iris as i32,
+    let fingerprint = pb::Template {
+        modality: pb::Modality::Fingerprint as i32,
         kind: None,
         quality: 0.0,
     };
     expect(
-        c.enroll(enroll_req("bob", "", iris)).await,
+        c.enroll(enroll_req("bob", "", fingerprint)).await,
         Code::Unimplemented,
-        &["IRIS"],
+        &["FINGERPRINT"],
     );
     // Over the configured 64 KiB limit (but under the transport's cap).
     let huge = pb::EnrollRequest {

@@ -16,7 +16,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use biomatch_kernels::{Kernels, Metric, ScanParams, TopK, scan_topk};
+use biomatch_kernels::{ChunkScorer, Kernels, Metric, ScanParams, TopK, scan_topk_by};
 use parking_lot::{Mutex, RwLock};
 use tracing::{error, info, warn};
 
@@ -63,11 +63,18 @@ pub struct StoredRecord {
     pub vector: Option<Vec<f32>>,
 }
 
-/// A 1:N search.
+/// Scores rows for a search that is not a plain inner product (iris codes).
+/// Higher is better.
+pub trait RowScorer: Sync {
+    /// Fills `out[i]` with the score of row `i` of `rows` (row-major, the
+    /// gallery's row length). A row that cannot reach `bound` may get any
+    /// value below it, so a scorer can stop early.
+    fn score_rows(&self, rows: &[f32], out: &mut [f32], bound: f32);
+}
+
+/// Options of a 1:N search.
 #[derive(Clone, Copy)]
 pub struct Search<'a> {
-    /// Probe vector, the gallery's dimension.
-    pub probe: &'a [f32],
     /// Number of hits wanted.
     pub k: usize,
     /// Hits scoring below this are dropped.
@@ -85,7 +92,7 @@ pub struct SearchHit {
     pub record_id: String,
     /// Its subject.
     pub subject_id: String,
-    /// Inner product with the probe.
+    /// Score: inner product with the probe, or the row scorer's value.
     pub score: f32,
 }
 
@@ -311,36 +318,20 @@ impl Gallery {
         })
     }
 
-    /// Scores `probe` against each live record of `subject`: `(record id,
-    /// score)` pairs, or None when the subject has no record here.
-    pub fn score_subject(&self, probe: &[f32], subject: &str) -> Result<Option<Vec<(String, f32)>>> {
+    /// Exact top-k records by inner product with `probe`.
+    pub fn search(&self, probe: &[f32], s: &Search<'_>) -> Result<Vec<SearchHit>> {
         self.check_dim(probe)?;
-        let st = self.state.read();
-        let Some(ids) = st.subjects.get(subject) else {
-            return Ok(None);
-        };
-        Ok(Some(
-            ids.iter()
-                .map(|id| (id.clone(), self.kernels.dot(probe, st.vector(st.ids[id]))))
-                .collect(),
-        ))
+        let score = |rows: &[f32], out: &mut [f32], _: f32| self.kernels.dot_rows(probe, rows, out);
+        self.scan(s, &score)
     }
 
-    /// Scores `probe` against one live record: `(subject, score)`.
-    pub fn score_record(&self, probe: &[f32], record_id: &str) -> Result<Option<(String, f32)>> {
-        self.check_dim(probe)?;
-        let st = self.state.read();
-        Ok(st.ids.get(record_id).map(|loc| {
-            (
-                st.meta(*loc).subject_id.clone(),
-                self.kernels.dot(probe, st.vector(*loc)),
-            )
-        }))
+    /// Exact top-k records by a custom scorer.
+    pub fn search_by(&self, scorer: &dyn RowScorer, s: &Search<'_>) -> Result<Vec<SearchHit>> {
+        let score = |rows: &[f32], out: &mut [f32], bound: f32| scorer.score_rows(rows, out, bound);
+        self.scan(s, &score)
     }
 
-    /// Exact top-k records by inner product.
-    pub fn search(&self, s: &Search<'_>) -> Result<Vec<SearchHit>> {
-        self.check_dim(s.probe)?;
+    fn scan(&self, s: &Search<'_>, score: ChunkScorer<'_>) -> Result<Vec<SearchHit>> {
         let st = self.state.read();
         let st: &State = &st;
         let filter = |id: u64| {
@@ -357,7 +348,7 @@ impl Gallery {
         let mut top = TopK::new(s.k);
         for (b, rows) in st.blocks() {
             if !rows.is_empty() {
-                top = top.merge(scan_topk(self.kernels, s.probe, rows, (b as u64) << 32, &params)?);
+                top = top.merge(scan_topk_by(rows, self.dim, (b as u64) << 32, &params, score)?);
             }
         }
         Ok(top
@@ -374,14 +365,24 @@ impl Gallery {
             .collect())
     }
 
-    /// Exact top-k *subjects*: each subject's best record, best first. Asks
-    /// the scan for more records than `k` and widens until `k` distinct
+    /// Exact top-k *subjects* by inner product: each subject's best record,
+    /// best first. See [`Gallery::subjects_from`].
+    pub fn search_subjects(&self, probe: &[f32], s: &Search<'_>) -> Result<Vec<SearchHit>> {
+        Self::subjects_from(s, |s| self.search(probe, s))
+    }
+
+    /// Exact top-k subjects by a custom scorer.
+    pub fn search_subjects_by(&self, scorer: &dyn RowScorer, s: &Search<'_>) -> Result<Vec<SearchHit>> {
+        Self::subjects_from(s, |s| self.search_by(scorer, s))
+    }
+
+    /// Asks `search` for more records than `k` and widens until `k` distinct
     /// subjects are found or the gallery is exhausted, so the answer is exact
     /// however many records a subject holds.
-    pub fn search_subjects(&self, s: &Search<'_>) -> Result<Vec<SearchHit>> {
+    fn subjects_from(s: &Search<'_>, search: impl Fn(&Search<'_>) -> Result<Vec<SearchHit>>) -> Result<Vec<SearchHit>> {
         let mut want = s.k.saturating_mul(4).max(16);
         loop {
-            let hits = self.search(&Search { k: want, ..*s })?;
+            let hits = search(&Search { k: want, ..*s })?;
             let exhausted = hits.len() < want;
             let mut seen = HashSet::new();
             let best: Vec<SearchHit> = hits

@@ -29,6 +29,6 @@ mod wal;
 
 pub use catalog::{Catalog, Entry};
 pub use error::{IndexError, Result};
-pub use gallery::{Gallery, GalleryOptions, GalleryStats, NewRecord, Search, SearchHit, StoredRecord};
+pub use gallery::{Gallery, GalleryOptions, GalleryStats, NewRecord, RowScorer, Search, SearchHit, StoredRecord};
 pub use record::RecordMeta;
 pub use segment::Segment;

@@ -22,5 +22,5 @@ mod topk;
 mod x86;
 
 pub use dispatch::{Isa, Kernels};
-pub use scan::{Cancelled, Metric, RowFilter, ScanParams, scan_topk, scan_topk_batch};
+pub use scan::{Cancelled, ChunkScorer, Metric, RowFilter, ScanParams, scan_topk, scan_topk_batch, scan_topk_by};
 pub use topk::{Hit, TopK};

@@ -88,24 +88,50 @@ pub fn scan_topk(
     base_id: u64,
     params: &ScanParams<'_>,
 ) -> Result<TopK, Cancelled> {
-    let dim = probe.len();
-    assert!(dim > 0 && rows.len().is_multiple_of(dim), "scan_topk: shape mismatch");
-    rows.par_chunks(CHUNK_ROWS * dim)
+    let score = |chunk: &[f32], out: &mut [f32], _bound: f32| match params.metric {
+        Metric::InnerProduct => kernels.dot_rows(probe, chunk, out),
+        Metric::L2 => kernels.neg_l2_rows(probe, chunk, out),
+    };
+    scan_topk_by(rows, probe.len(), base_id, params, &score)
+}
+
+/// Scores a chunk of rows: `score(rows, out, bound)` fills `out[i]` for row
+/// `i`. `bound` is the score a row must reach to matter (the chunk's current
+/// top-k threshold or `min_score`); a scorer may stop early on a row that
+/// cannot reach it and report any value below `bound`.
+pub type ChunkScorer<'a> = &'a (dyn Fn(&[f32], &mut [f32], f32) + Sync);
+
+/// [`scan_topk`] with any scoring rule: rows of `row_len` words are scored
+/// by `score`, higher is better. `params.metric` is ignored.
+pub fn scan_topk_by(
+    rows: &[f32],
+    row_len: usize,
+    base_id: u64,
+    params: &ScanParams<'_>,
+    score: ChunkScorer<'_>,
+) -> Result<TopK, Cancelled> {
+    assert!(
+        row_len > 0 && rows.len().is_multiple_of(row_len),
+        "scan_topk_by: shape mismatch"
+    );
+    let chunk_rows = (CHUNK_ROWS * 512 / row_len).clamp(64, CHUNK_ROWS);
+    rows.par_chunks(chunk_rows * row_len)
         .enumerate()
         .map(|(c, chunk)| {
             if params.cancelled() {
                 return Err(Cancelled);
             }
-            let n = chunk.len() / dim;
-            let mut scores = vec![0.0f32; n];
-            match params.metric {
-                Metric::InnerProduct => kernels.dot_rows(probe, chunk, &mut scores),
-                Metric::L2 => kernels.neg_l2_rows(probe, chunk, &mut scores),
-            }
-            let first = base_id + (c * CHUNK_ROWS) as u64;
+            let n = chunk.len() / row_len;
             let mut top = TopK::new(params.k);
-            for (i, s) in scores.iter().enumerate() {
-                params.offer(&mut top, *s, first + i as u64);
+            let first = base_id + (c * chunk_rows) as u64;
+            // Sub-chunks let the bound tighten as the chunk's top-k fills.
+            let mut scores = vec![0.0f32; 64.min(n)];
+            for (s, sub) in chunk.chunks(64 * row_len).enumerate() {
+                let m = sub.len() / row_len;
+                score(sub, &mut scores[..m], top.threshold().max(params.min_score));
+                for (i, v) in scores[..m].iter().enumerate() {
+                    params.offer(&mut top, *v, first + (s * 64 + i) as u64);
+                }
             }
             Ok(top)
         })

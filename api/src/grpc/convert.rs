@@ -1,10 +1,10 @@
 //! Conversions between protobuf messages and service-layer types.
 
-use biomatch_matcher::{Embedding, Modality, decode_f32_le};
+use biomatch_matcher::{IrisTemplate, Modality, decode_f32_le};
 use biomatch_proto::v1 as pb;
 
 use crate::error::ServiceError;
-use crate::service::{MatchService, RecordView};
+use crate::service::{MatchService, RecordView, Template};
 
 /// The proto enum value as a modality.
 pub fn modality(value: i32, field: &str) -> Result<Modality, ServiceError> {
@@ -32,43 +32,63 @@ pub fn modality_to_pb(m: Modality) -> pb::Modality {
     }
 }
 
-/// Validates a template message into an embedding; `field` names it in errors.
-pub fn template(svc: &MatchService, t: Option<pb::Template>, field: &str) -> Result<(Embedding, f32), ServiceError> {
+/// Validates a template message; `field` names it in errors.
+pub fn template(svc: &MatchService, t: Option<pb::Template>, field: &str) -> Result<(Template, f32), ServiceError> {
     let t = t.ok_or_else(|| ServiceError::InvalidArgument(format!("{field} is required")))?;
     let m = modality(t.modality, &format!("{field}.modality"))?;
     // Say so before looking at the payload: the modality itself is what is missing.
     svc.ensure_served(m)?;
-    let values = match t.kind {
-        Some(pb::template::Kind::Embedding(e)) => match e.values {
-            Some(pb::embedding::Values::F32Le(b)) => decode_f32_le(&b)?,
-            Some(pb::embedding::Values::Floats(f)) => f.values,
-            None => {
-                return Err(ServiceError::InvalidArgument(format!(
-                    "empty template: {field}.embedding has neither f32_le nor floats"
-                )));
-            }
-        },
-        Some(_) => {
-            return Err(ServiceError::InvalidArgument(format!(
-                "{field}: {m} templates must carry an embedding"
-            )));
-        }
-        None => {
-            return Err(ServiceError::InvalidArgument(format!(
-                "empty template: {field} carries no embedding"
-            )));
-        }
-    };
     if !t.quality.is_finite() {
         return Err(ServiceError::InvalidArgument(format!(
             "{field}.quality is not a finite number"
         )));
     }
-    Ok((svc.embedding(m, values)?, t.quality))
+    let template = match (m, t.kind) {
+        (_, None) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "empty template: {field} carries no template"
+            )));
+        }
+        (Modality::Iris, Some(pb::template::Kind::Iris(i))) => {
+            let parsed = match i.form {
+                Some(pb::iris_template::Form::Packed(p)) => IrisTemplate::from_packed(&p.code, &p.mask, &p.version)?,
+                Some(pb::iris_template::Form::OpenIrisJson(j)) => IrisTemplate::from_open_iris_json(&j)?,
+                None => {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "empty template: {field}.iris has neither packed nor open_iris_json"
+                    )));
+                }
+            };
+            svc.iris_template(parsed)?
+        }
+        (Modality::Iris, Some(_)) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{field}: IRIS templates must carry an iris template"
+            )));
+        }
+        (m, Some(pb::template::Kind::Embedding(e))) => {
+            let values = match e.values {
+                Some(pb::embedding::Values::F32Le(b)) => decode_f32_le(&b)?,
+                Some(pb::embedding::Values::Floats(f)) => f.values,
+                None => {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "empty template: {field}.embedding has neither f32_le nor floats"
+                    )));
+                }
+            };
+            Template::Embedding(svc.embedding(m, values)?)
+        }
+        (m, Some(_)) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{field}: {m} templates must carry an embedding"
+            )));
+        }
+    };
+    Ok((template, t.quality))
 }
 
-/// A stored record as a proto message.
-pub fn record(v: RecordView) -> pb::Record {
+/// A stored record as a proto message; `iris_version` labels iris templates.
+pub fn record(v: RecordView, iris_version: &str) -> pb::Record {
     let m = v.record.meta;
     pb::Record {
         record_id: m.record_id,
@@ -78,14 +98,28 @@ pub fn record(v: RecordView) -> pb::Record {
         metadata: m.metadata.into_iter().collect(),
         quality: m.quality,
         enrolled_at_ms: m.enrolled_at_ms,
-        template: v.record.vector.map(|values| pb::Template {
-            modality: modality_to_pb(v.gallery.modality) as i32,
-            kind: Some(pb::template::Kind::Embedding(pb::Embedding {
-                values: Some(pb::embedding::Values::F32Le(
-                    values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                )),
-            })),
-            quality: m.quality,
+        template: v.record.vector.map(|values| {
+            let kind = if v.gallery.modality == Modality::Iris {
+                let (code, mask) = IrisTemplate::from_row(&values, iris_version).to_packed();
+                pb::template::Kind::Iris(pb::IrisTemplate {
+                    form: Some(pb::iris_template::Form::Packed(pb::PackedIrisCode {
+                        code,
+                        mask,
+                        version: iris_version.to_string(),
+                    })),
+                })
+            } else {
+                pb::template::Kind::Embedding(pb::Embedding {
+                    values: Some(pb::embedding::Values::F32Le(
+                        values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    )),
+                })
+            };
+            pb::Template {
+                modality: modality_to_pb(v.gallery.modality) as i32,
+                kind: Some(kind),
+                quality: m.quality,
+            }
         }),
     }
 }

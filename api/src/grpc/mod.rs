@@ -185,6 +185,8 @@ impl Matcher for MatcherGrpc {
             threshold: out.threshold,
             record_id: out.record_id,
             compared: out.compared,
+            distance: out.iris.map_or(0.0, |i| i.distance),
+            rotation: out.iris.map_or(0, |i| i.shift),
         }))
     }
 
@@ -212,6 +214,8 @@ impl Matcher for MatcherGrpc {
                     record_id: c.record_id,
                     score: c.score,
                     rank: i as u32 + 1,
+                    distance: c.iris.map_or(0.0, |m| m.distance),
+                    rotation: c.iris.map_or(0, |m| m.shift),
                 })
                 .collect(),
             gallery_size: out.gallery_size,
@@ -347,7 +351,7 @@ impl Matcher for MatcherGrpc {
             .get_record(&r.record_id, r.include_template)
             .instrument(info_span!("get_record"))
             .await?;
-        Ok(Response::new(convert::record(v)))
+        Ok(Response::new(convert::record(v, &self.svc.config().iris_code_version)))
     }
 
     type ListRecordsStream = BoxStream<pb::ListRecordsResponse>;
@@ -388,7 +392,11 @@ impl Matcher for MatcherGrpc {
                     let last = page.next_token.is_none() || (r.max_pages > 0 && pages >= r.max_pages);
                     after = page.next_token.clone();
                     let msg = pb::ListRecordsResponse {
-                        records: page.records.into_iter().map(convert::record).collect(),
+                        records: page
+                            .records
+                            .into_iter()
+                            .map(|r| convert::record(r, &svc.config().iris_code_version))
+                            .collect(),
                         next_page_token: page.next_token.unwrap_or_default(),
                     };
                     if tx.send(Ok(msg)).await.is_err() || last {

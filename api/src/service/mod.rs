@@ -13,8 +13,9 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use biomatch_index::{Catalog, Entry, Gallery, NewRecord, RecordMeta, Search};
-use biomatch_matcher::{Embedding, Modality, is_match};
+use biomatch_index::{Catalog, Entry, Gallery, NewRecord, RecordMeta, RowScorer, Search};
+use biomatch_matcher::iris::{IRIS_ROW_WORDS, PreparedIris};
+use biomatch_matcher::{Embedding, IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate, Modality, is_match};
 use tracing::{info, warn};
 
 use crate::config::MatchingConfig;
@@ -31,14 +32,67 @@ pub struct MatchService {
     catalog: Arc<Catalog>,
     pool: SearchPool,
     cfg: MatchingConfig,
+    iris: Arc<IrisMatcher>,
+}
+
+/// Scores iris rows by 1 - Hamming distance for a prepared probe.
+struct IrisScorer<'a> {
+    matcher: &'a IrisMatcher,
+    probe: &'a PreparedIris,
+}
+
+impl RowScorer for IrisScorer<'_> {
+    fn score_rows(&self, rows: &[f32], out: &mut [f32], _bound: f32) {
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(IRIS_ROW_WORDS)) {
+            *o = (1.0 - self.matcher.compare_row(self.probe, row).distance) as f32;
+        }
+    }
+}
+
+/// A probe ready to score stored rows of its gallery.
+enum Scoring {
+    Embedding(Embedding),
+    Iris(Arc<IrisMatcher>, PreparedIris),
+}
+
+impl Scoring {
+    /// (score, iris detail) of one stored row.
+    fn score(&self, row: &[f32]) -> (f32, Option<IrisMatch>) {
+        match self {
+            Scoring::Embedding(e) => (biomatch_kernels::Kernels::active().dot(e.values(), row), None),
+            Scoring::Iris(m, p) => {
+                let r = m.compare_row(p, row);
+                ((1.0 - r.distance) as f32, Some(r))
+            }
+        }
+    }
 }
 
 type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 impl MatchService {
-    /// A service over `catalog`, scoring on `pool`.
-    pub fn new(catalog: Arc<Catalog>, pool: SearchPool, cfg: MatchingConfig) -> MatchService {
-        MatchService { catalog, pool, cfg }
+    /// A service over `catalog`, scoring on `pool`; fails when the iris
+    /// matcher settings are out of range.
+    pub fn new(catalog: Arc<Catalog>, pool: SearchPool, cfg: MatchingConfig) -> Result<MatchService> {
+        let iris = IrisMatcher::new(IrisMatchConfig {
+            rotation_shift: cfg.iris_rotation_shift,
+            normalise: cfg.iris_normalise,
+            separate_half_matching: cfg.iris_separate_half_matching,
+            ..IrisMatchConfig::default()
+        })?;
+        Ok(MatchService {
+            catalog,
+            pool,
+            cfg,
+            iris: Arc::new(iris),
+        })
+    }
+
+    fn scoring(&self, t: Template) -> Scoring {
+        match t {
+            Template::Embedding(e) => Scoring::Embedding(e),
+            Template::Iris(t) => Scoring::Iris(self.iris.clone(), self.iris.prepare(&t)),
+        }
     }
 
     /// The matching configuration.
@@ -55,6 +109,7 @@ impl MatchService {
     pub fn default_threshold(&self, modality: Modality) -> f32 {
         match modality {
             Modality::Voice => self.cfg.voice_threshold,
+            Modality::Iris => self.cfg.iris_threshold,
             _ => self.cfg.face_threshold,
         }
     }
@@ -167,7 +222,7 @@ impl MatchService {
                         ));
                     }
                 }
-                match catalog.get_or_create(&name, key.dim) {
+                match catalog.get_or_create(&name, key.row_len()) {
                     Ok(g) => {
                         let ok_ids: Vec<String> = ok_recs.iter().map(|r| r.meta.record_id.clone()).collect();
                         for ((i, id), r) in ok_idx.into_iter().zip(ok_ids).zip(g.insert(ok_recs)) {
@@ -221,10 +276,7 @@ impl MatchService {
                 inp.quality
             )));
         }
-        let key = GalleryKey {
-            modality: inp.template.modality(),
-            dim: inp.template.dim(),
-        };
+        let key = inp.template.key();
         let allowed = self.allowed_dims(key.modality);
         if !allowed.is_empty() && !allowed.contains(&key.dim) {
             return Err(ServiceError::InvalidArgument(format!(
@@ -245,7 +297,7 @@ impl MatchService {
             key,
             NewRecord {
                 meta,
-                vector: inp.template.into_values(),
+                vector: inp.template.into_row(),
             },
         ))
     }
@@ -259,31 +311,35 @@ impl MatchService {
             Target::Record(r) => ("record_id", r),
         };
         validate::id(target_field, target_id)?;
-        let key = GalleryKey {
-            modality,
-            dim: input.probe.dim(),
-        };
+        let key = input.probe.key();
         let gallery = self.catalog.get(&key.name()).transpose()?;
-        let probe = input.probe;
+        let scoring = self.scoring(input.probe);
         let target = input.target.clone();
         let scores = match gallery {
             Some(g) => {
                 self.pool
-                    .run(move |_| match &target {
-                        Target::Subject(s) => g.score_subject(probe.values(), s),
-                        Target::Record(r) => g
-                            .score_record(probe.values(), r)
-                            .map(|o| o.map(|(_, s)| vec![(r.clone(), s)])),
+                    .run(move |_| {
+                        let ids = match &target {
+                            Target::Subject(s) => g.subject_records(s),
+                            Target::Record(r) => vec![r.clone()],
+                        };
+                        ids.into_iter()
+                            .filter_map(|id| {
+                                let row = g.get(&id, true)?.vector?;
+                                let (score, iris) = scoring.score(&row);
+                                Some((id, score, iris))
+                            })
+                            .collect::<Vec<_>>()
                     })
-                    .await??
+                    .await?
             }
-            None => None,
+            None => Vec::new(),
         };
-        let Some(scores) = scores.filter(|s| !s.is_empty()) else {
+        if scores.is_empty() {
             return Err(self.explain_missing(&input.target, key));
-        };
+        }
         let compared = scores.len() as u32;
-        let (record_id, score) = scores
+        let (record_id, score, iris) = scores
             .into_iter()
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
             .expect("non-empty");
@@ -293,6 +349,7 @@ impl MatchService {
             threshold,
             record_id,
             compared,
+            iris,
         })
     }
 
@@ -348,10 +405,7 @@ impl MatchService {
             None => f32::NEG_INFINITY,
         };
         validate::metadata("metadata_filter", &input.filter)?;
-        let key = GalleryKey {
-            modality: input.probe.modality(),
-            dim: input.probe.dim(),
-        };
+        let key = input.probe.key();
         let Some(g) = self.gallery(key)? else {
             return Ok(IdentifyOutput {
                 candidates: Vec::new(),
@@ -359,30 +413,46 @@ impl MatchService {
                 gallery: String::new(),
             });
         };
-        let probe = input.probe;
+        let scoring = self.scoring(input.probe);
         let filter = input.filter;
         let gallery = g.clone();
-        let hits = self
+        let candidates = self
             .pool
-            .run(move |cancel| {
-                gallery.search_subjects(&Search {
-                    probe: probe.values(),
+            .run(move |cancel| -> Result<Vec<Candidate>, biomatch_index::IndexError> {
+                let opts = Search {
                     k: top_k,
                     min_score,
                     filter: (!filter.is_empty()).then_some(&filter),
                     cancel: Some(cancel),
-                })
+                };
+                let hits = match &scoring {
+                    Scoring::Embedding(e) => gallery.search_subjects(e.values(), &opts)?,
+                    Scoring::Iris(m, p) => gallery.search_subjects_by(&IrisScorer { matcher: m, probe: p }, &opts)?,
+                };
+                // The scan ranks by f32 score; report the iris candidates'
+                // exact distance and rotation.
+                Ok(hits
+                    .into_iter()
+                    .map(|h| {
+                        let iris = match &scoring {
+                            Scoring::Iris(..) => gallery
+                                .get(&h.record_id, true)
+                                .and_then(|r| r.vector)
+                                .and_then(|row| scoring.score(&row).1),
+                            Scoring::Embedding(_) => None,
+                        };
+                        Candidate {
+                            subject_id: h.subject_id,
+                            record_id: h.record_id,
+                            score: h.score,
+                            iris,
+                        }
+                    })
+                    .collect())
             })
             .await??;
         Ok(IdentifyOutput {
-            candidates: hits
-                .into_iter()
-                .map(|h| Candidate {
-                    subject_id: h.subject_id,
-                    record_id: h.record_id,
-                    score: h.score,
-                })
-                .collect(),
+            candidates,
             gallery_size: g.stats().records,
             gallery: key.name(),
         })
@@ -520,13 +590,25 @@ impl MatchService {
 
     /// Fails with UNIMPLEMENTED for modalities this version does not match.
     pub fn ensure_served(&self, modality: Modality) -> Result<()> {
-        if modality.is_embedding() {
+        if modality.is_embedding() || modality == Modality::Iris {
             Ok(())
         } else {
             Err(ServiceError::Unimplemented(format!(
-                "{modality} matching is not available in this version; FACE and VOICE are"
+                "{modality} matching is not available in this version; FACE, VOICE and IRIS are"
             )))
         }
+    }
+
+    /// Accepts an iris template of the configured `iris_code_version`.
+    pub fn iris_template(&self, t: IrisTemplate) -> Result<Template> {
+        if t.version() != self.cfg.iris_code_version {
+            return Err(ServiceError::InvalidArgument(format!(
+                "iris_code_version {} does not match this server's {}; codes of different versions are not comparable",
+                t.version(),
+                self.cfg.iris_code_version
+            )));
+        }
+        Ok(Template::Iris(t))
     }
 
     /// Validates an embedding probe or enrollment template.

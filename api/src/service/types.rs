@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use biomatch_index::StoredRecord;
-use biomatch_matcher::{Embedding, Modality};
+use biomatch_matcher::iris::{IRIS_CODE_BITS, IRIS_ROW_WORDS};
+use biomatch_matcher::{Embedding, IrisTemplate, Modality};
 
 /// Identifies a gallery: one modality at one dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -21,6 +22,15 @@ impl GalleryKey {
         format!("{}-{}", self.modality.as_str(), self.dim)
     }
 
+    /// 32-bit words per stored row: the dimension for embeddings, the
+    /// packed code and mask for iris.
+    pub fn row_len(&self) -> usize {
+        match self.modality {
+            Modality::Iris => IRIS_ROW_WORDS,
+            _ => self.dim,
+        }
+    }
+
     /// Parses a name made by [`GalleryKey::name`].
     pub fn parse(name: &str) -> Option<GalleryKey> {
         let (m, d) = name.rsplit_once('-')?;
@@ -28,6 +38,48 @@ impl GalleryKey {
             modality: Modality::parse(m)?,
             dim: d.parse().ok()?,
         })
+    }
+}
+
+/// A validated template of any served modality.
+#[derive(Clone, Debug)]
+pub enum Template {
+    /// FACE or VOICE embedding, unit length.
+    Embedding(Embedding),
+    /// IRIS code and mask.
+    Iris(IrisTemplate),
+}
+
+impl Template {
+    /// Its modality.
+    pub fn modality(&self) -> Modality {
+        match self {
+            Template::Embedding(e) => e.modality(),
+            Template::Iris(_) => Modality::Iris,
+        }
+    }
+
+    /// The gallery it belongs to: embeddings by dimension, iris codes by
+    /// code size (`iris-16384`).
+    pub fn key(&self) -> GalleryKey {
+        match self {
+            Template::Embedding(e) => GalleryKey {
+                modality: e.modality(),
+                dim: e.dim(),
+            },
+            Template::Iris(_) => GalleryKey {
+                modality: Modality::Iris,
+                dim: IRIS_CODE_BITS,
+            },
+        }
+    }
+
+    /// The stored row.
+    pub fn into_row(self) -> Vec<f32> {
+        match self {
+            Template::Embedding(e) => e.into_values(),
+            Template::Iris(t) => t.to_row(),
+        }
     }
 }
 
@@ -39,7 +91,7 @@ pub struct EnrollInput {
     /// Record id, or None to have one assigned.
     pub record_id: Option<String>,
     /// The validated template.
-    pub template: Embedding,
+    pub template: Template,
     /// Quality 0..100.
     pub quality: f32,
     /// Client metadata.
@@ -68,7 +120,7 @@ pub enum Target {
 #[derive(Clone, Debug)]
 pub struct VerifyInput {
     /// The probe.
-    pub probe: Embedding,
+    pub probe: Template,
     /// The target.
     pub target: Target,
     /// Threshold, or the modality default.
@@ -88,13 +140,15 @@ pub struct VerifyOutput {
     pub record_id: String,
     /// Templates compared.
     pub compared: u32,
+    /// IRIS: the Hamming distance and rotation behind the score.
+    pub iris: Option<biomatch_matcher::IrisMatch>,
 }
 
 /// A 1:N search.
 #[derive(Clone, Debug)]
 pub struct IdentifyInput {
     /// The probe.
-    pub probe: Embedding,
+    pub probe: Template,
     /// Number of subjects wanted.
     pub top_k: usize,
     /// Minimum score, when set.
@@ -112,6 +166,8 @@ pub struct Candidate {
     pub record_id: String,
     /// That record's score.
     pub score: f32,
+    /// IRIS: the Hamming distance and rotation behind the score.
+    pub iris: Option<biomatch_matcher::IrisMatch>,
 }
 
 /// The outcome of a 1:N search.
