@@ -8,6 +8,7 @@
 
 mod error;
 pub mod iris;
+pub mod metrics;
 mod npy;
 mod synthetic;
 mod vectors;

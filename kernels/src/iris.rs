@@ -81,11 +81,22 @@ impl IrisIsa {
     }
 }
 
-/// A probe prepared for many comparisons: code and mask, each doubled.
+/// One 64-byte cache line of words.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u64; 8]);
+
+/// A probe prepared for many comparisons: code and mask, each doubled
+/// (`code ++ code`) so that a rotation is a window, and stored 8 times, once
+/// per word offset modulo 8, so that every window starts on a cache line:
+/// unaligned windows would split each 64-byte load across two lines.
 #[derive(Clone)]
 pub struct PreparedIrisProbe {
     code2: Box<[u64; 2 * IRIS_WORDS]>,
     mask2: Box<[u64; 2 * IRIS_WORDS]>,
+    /// `aligned[r]`: lines of (code2, mask2) starting at word `r`, interleaved
+    /// as code line, mask line.
+    aligned: Box<[[Line; 2 * 2 * IRIS_WORDS / 8]; 8]>,
 }
 
 impl PreparedIrisProbe {
@@ -101,7 +112,17 @@ impl PreparedIrisProbe {
         code2[IRIS_WORDS..].copy_from_slice(code);
         mask2[..IRIS_WORDS].copy_from_slice(mask);
         mask2[IRIS_WORDS..].copy_from_slice(mask);
-        PreparedIrisProbe { code2, mask2 }
+        let mut aligned = Box::new([[Line([0; 8]); 2 * 2 * IRIS_WORDS / 8]; 8]);
+        for (r, lines) in aligned.iter_mut().enumerate() {
+            for l in 0..2 * IRIS_WORDS / 8 {
+                for w in 0..8 {
+                    let i = (l * 8 + w + r) % (2 * IRIS_WORDS);
+                    lines[2 * l].0[w] = code2[i];
+                    lines[2 * l + 1].0[w] = mask2[i];
+                }
+            }
+        }
+        PreparedIrisProbe { code2, mask2, aligned }
     }
 }
 
@@ -189,21 +210,23 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     pub(super) unsafe fn counts_avx512(p: &PreparedIrisProbe, g: &[u8], shifts: &[i32], out: &mut [ShiftCounts]) {
-        let (pc, pm) = (p.code2.as_ptr(), p.mask2.as_ptr());
         let (gc, gm) = (g.as_ptr(), g[IRIS_WORDS * 8..].as_ptr());
         for (s, o) in shifts.iter().zip(out.iter_mut()) {
             let off = (IRIS_WORDS as i32 - s).rem_euclid(IRIS_WORDS as i32) as usize;
+            // The window starting at word `off` is line `off / 8` of copy `off % 8`.
+            let lines = p.aligned[off % 8][2 * (off / 8)..].as_ptr();
             let mut acc = [_mm512_setzero_si512(); 4];
             for half in 0..2 {
                 for j in 0..IRIS_WORDS / 2 / 8 {
                     let w = half * IRIS_WORDS / 2 + j * 8;
-                    // SAFETY: off < 256 and w + 8 <= 256, so off + w + 8 <= 512; w * 8 + 64 <= 2048:
-                    // every load lies inside the doubled probe or the template.
+                    let l = 2 * (w / 8);
+                    // SAFETY: off / 8 < 32 and w / 8 < 32, so line 2 * (off / 8) + l + 1
+                    // < 128 stays inside the copy; w * 8 + 64 <= 2048 inside the template.
                     let (a, b, c, d) = unsafe {
                         (
-                            _mm512_loadu_si512(pc.add(off + w).cast()),
+                            _mm512_load_si512(lines.add(l).cast()),
                             _mm512_loadu_si512(gc.add(w * 8).cast()),
-                            _mm512_loadu_si512(pm.add(off + w).cast()),
+                            _mm512_load_si512(lines.add(l + 1).cast()),
                             _mm512_loadu_si512(gm.add(w * 8).cast()),
                         )
                     };

@@ -357,7 +357,13 @@ mod tests {
         };
         let code: Vec<u8> = (0..IRIS_PACKED_BYTES).map(|_| next() as u8).collect();
         let mask: Vec<u8> = (0..IRIS_PACKED_BYTES)
-            .map(|i| if (i as u64).is_multiple_of(valid_every) { 0 } else { 0xff })
+            .map(|i| {
+                if (i as u64).is_multiple_of(valid_every) {
+                    0
+                } else {
+                    0xff
+                }
+            })
             .collect();
         IrisTemplate::from_packed(&code, &mask, "v2.1").unwrap()
     }
