@@ -26,5 +26,31 @@ fn kernels(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, kernels);
+/// One rotation-aware (31 shifts) masked iris comparison with a prepared
+/// probe, open-iris default matcher, per popcount flavour.
+fn iris(c: &mut Criterion) {
+    use biomatch_kernels::iris::{IrisIsa, IrisKernels};
+    use biomatch_matcher::{IrisMatchConfig, IrisMatcher, IrisTemplate};
+    let (set, _) = biomatch_datasets::SyntheticIris {
+        subjects: 2,
+        samples_per_subject: 1,
+        seed: 3,
+    }
+    .generate();
+    let t: Vec<IrisTemplate> = set
+        .iter()
+        .map(|p| IrisTemplate::from_packed(&p.code, &p.mask, "v2.1").unwrap())
+        .collect();
+    let row = t[1].to_row();
+    let mut g = c.benchmark_group("iris/compare_31_shifts");
+    g.throughput(Throughput::Elements(1));
+    for isa in IrisIsa::supported() {
+        let m = IrisMatcher::with_kernels(IrisMatchConfig::default(), IrisKernels::for_isa(isa).unwrap()).unwrap();
+        let p = m.prepare(&t[0]);
+        g.bench_function(isa.name(), |b| b.iter(|| m.compare_row(&p, black_box(&row))));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kernels, iris);
 criterion_main!(benches);

@@ -105,7 +105,10 @@ fn sample(rng: &mut StdRng, base: &Grid, max_roll: i32, flip: f64) -> PackedIris
             c += run;
         }
     }
-    PackedIris { code: Grid(g).pack(), mask: arc_mask(rng).pack() }
+    PackedIris {
+        code: Grid(g).pack(),
+        mask: arc_mask(rng).pack(),
+    }
 }
 
 /// Generator settings.
@@ -129,7 +132,11 @@ impl SyntheticIris {
             let base = base_code(&mut rng);
             for _ in 0..self.samples_per_subject {
                 // 5% poor captures (blur, off-axis gaze) make the genuine tail.
-                let flip = if rng.random::<f64>() < 0.05 { rng.random_range(0.22..0.40) } else { rng.random_range(0.08..0.22) };
+                let flip = if rng.random::<f64>() < 0.05 {
+                    rng.random_range(0.22..0.40)
+                } else {
+                    rng.random_range(0.08..0.22)
+                };
                 out.push(sample(&mut rng, &base, 6, flip));
                 labels.push(s);
             }
@@ -217,9 +224,17 @@ mod tests {
 
     #[test]
     fn impostor_statistics_follow_daugman() {
-        let (t, labels) = SyntheticIris { subjects: 60, samples_per_subject: 1, seed: 3 }.generate();
+        let (t, labels) = SyntheticIris {
+            subjects: 60,
+            samples_per_subject: 1,
+            seed: 3,
+        }
+        .generate();
         assert!(labels.windows(2).all(|w| w[0] < w[1]));
-        let d: Vec<f64> = (0..t.len()).flat_map(|i| (i + 1..t.len()).map(move |j| (i, j))).map(|(i, j)| hd(&t[i], &t[j])).collect();
+        let d: Vec<f64> = (0..t.len())
+            .flat_map(|i| (i + 1..t.len()).map(move |j| (i, j)))
+            .map(|(i, j)| hd(&t[i], &t[j]))
+            .collect();
         let mean = d.iter().sum::<f64>() / d.len() as f64;
         let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / d.len() as f64;
         let dof = mean * (1.0 - mean) / var;

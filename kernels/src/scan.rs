@@ -96,9 +96,9 @@ pub fn scan_topk(
 }
 
 /// Scores a chunk of rows: `score(rows, out, bound)` fills `out[i]` for row
-/// `i`. `bound` is the score a row must reach to matter (the chunk's current
-/// top-k threshold or `min_score`); a scorer may stop early on a row that
-/// cannot reach it and report any value below `bound`.
+/// `i`. `bound` is the score a row must reach to matter (`min_score`); a
+/// scorer may stop early on a row that cannot reach it and report any value
+/// below `bound`.
 pub type ChunkScorer<'a> = &'a (dyn Fn(&[f32], &mut [f32], f32) + Sync);
 
 /// [`scan_topk`] with any scoring rule: rows of `row_len` words are scored
@@ -124,14 +124,10 @@ pub fn scan_topk_by(
             let n = chunk.len() / row_len;
             let mut top = TopK::new(params.k);
             let first = base_id + (c * chunk_rows) as u64;
-            // Sub-chunks let the bound tighten as the chunk's top-k fills.
-            let mut scores = vec![0.0f32; 64.min(n)];
-            for (s, sub) in chunk.chunks(64 * row_len).enumerate() {
-                let m = sub.len() / row_len;
-                score(sub, &mut scores[..m], top.threshold().max(params.min_score));
-                for (i, v) in scores[..m].iter().enumerate() {
-                    params.offer(&mut top, *v, first + (s * 64 + i) as u64);
-                }
+            let mut scores = vec![0.0f32; n];
+            score(chunk, &mut scores, params.min_score);
+            for (i, v) in scores.iter().enumerate() {
+                params.offer(&mut top, *v, first + i as u64);
             }
             Ok(top)
         })

@@ -75,7 +75,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let pairs: Vec<(usize, usize)> = (0..200).map(|k| (k * 3 % t.len(), (k * 7 + 1) % t.len())).collect();
         pairs
             .iter()
-            .map(|&(i, j)| t[i].mask_words().iter().zip(t[j].mask_words()).map(|(a, b)| (a & b).count_ones() as f64).sum::<f64>())
+            .map(|&(i, j)| {
+                t[i].mask_words()
+                    .iter()
+                    .zip(t[j].mask_words())
+                    .map(|(a, b)| (a & b).count_ones() as f64)
+                    .sum::<f64>()
+            })
             .sum::<f64>()
             / pairs.len() as f64
     };
