@@ -41,6 +41,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
     let (set, labels) = SyntheticIris {
         subjects: 60,
         samples_per_subject: 2,
+        poor_capture_share: 0.0,
         seed: 8,
     }
     .generate();

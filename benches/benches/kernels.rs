@@ -34,6 +34,7 @@ fn iris(c: &mut Criterion) {
     let (set, _) = biomatch_datasets::SyntheticIris {
         subjects: 2,
         samples_per_subject: 1,
+        poor_capture_share: 0.0,
         seed: 3,
     }
     .generate();

@@ -21,6 +21,9 @@ struct Args {
     /// Subjects enrolled in the 1:N gallery (the rest are non-mated).
     #[arg(long, default_value_t = 300)]
     enrolled: usize,
+    /// Share of poor captures (the genuine tail).
+    #[arg(long, default_value_t = 0.05)]
+    poor_capture_share: f64,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -31,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (set, labels) = SyntheticIris {
         subjects: a.subjects,
         samples_per_subject: a.samples,
+        poor_capture_share: a.poor_capture_share,
         seed: a.seed,
     }
     .generate();
