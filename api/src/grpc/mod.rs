@@ -89,7 +89,6 @@ impl Matcher for MatcherGrpc {
     ) -> Result<Response<Self::EnrollStreamStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        let svc = self.svc.clone();
         let this = self.clone();
         tokio::spawn(
             async move {
@@ -134,7 +133,7 @@ impl Matcher for MatcherGrpc {
                         index += 1;
                     }
                     let mut record_ids = Vec::new();
-                    for ((pos, rid), r) in positions.into_iter().zip(svc.enroll_batch(inputs).await) {
+                    for ((pos, rid), r) in positions.into_iter().zip(this.svc.enroll_batch(inputs).await) {
                         match r {
                             Ok(o) => record_ids.push(o.record_id),
                             Err(e) => errors.push(ack_error(pos, rid, e)),
@@ -231,7 +230,6 @@ impl Matcher for MatcherGrpc {
     ) -> Result<Response<Self::StreamVerifyStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        let svc = self.svc.clone();
         let this = self.clone();
         tokio::spawn(
             async move {
@@ -278,8 +276,9 @@ impl Matcher for MatcherGrpc {
                             return Ok::<_, Status>(None);
                         };
                         let (subject, threshold, window) = state.as_ref().expect("configured above");
-                        let (probe, _) = convert::template(&svc, Some(frame), "frame")?;
-                        let out = svc
+                        let (probe, _) = convert::template(&this.svc, Some(frame), "frame")?;
+                        let out = this
+                            .svc
                             .verify(VerifyInput {
                                 probe,
                                 target: Target::Subject(subject.clone()),
