@@ -36,6 +36,35 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print gallery statistics.
     Stats(ClientArgs),
+    /// Benchmarks and evaluations.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `bench` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// ISO/IEC 19795-1 verification metrics (EER, FMR100, FMR1000,
+    /// FMR10000, ZeroFMR, ZeroFNMR, d') from score files, computed by pyeer's
+    /// conventions. Prints JSON.
+    Accuracy(AccuracyArgs),
+}
+
+/// `bench accuracy` arguments.
+#[derive(Args, Debug)]
+pub struct AccuracyArgs {
+    /// Genuine scores, one per line.
+    #[arg(long, requires = "impostor", conflicts_with = "scores")]
+    genuine: Option<PathBuf>,
+    /// Impostor scores, one per line.
+    #[arg(long)]
+    impostor: Option<PathBuf>,
+    /// CSV with the columns probe,gallery,score,genuine (genuine = 1 or 0).
+    #[arg(long, required_unless_present = "genuine")]
+    scores: Option<PathBuf>,
+    /// Scores are distances (lower = more alike); they are negated.
+    #[arg(long)]
+    dissimilarity: bool,
 }
 
 /// `serve` flags; each overrides the config file and environment.
@@ -340,6 +369,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
                 .into_inner();
             emit(json!({"deleted": r.deleted, "record_ids": r.record_ids}))
         }
+        Command::Bench(BenchCommand::Accuracy(a)) => accuracy(a),
         Command::Stats(a) => {
             let mut c = connect(&a).await?;
             let r = c.gallery_stats(pb::GalleryStatsRequest {}).await?.into_inner();
@@ -397,4 +427,60 @@ async fn enroll(a: EnrollArgs) -> CliResult {
     } else {
         Ok(())
     }
+}
+
+/// Reads one score per non-empty line.
+fn read_scores(path: &PathBuf) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            l.trim()
+                .parse::<f64>()
+                .map_err(|e| format!("{}:{}: {l:?} is not a score: {e}", path.display(), i + 1).into())
+        })
+        .collect()
+}
+
+/// Reads a probe,gallery,score,genuine CSV into (genuine, impostor).
+fn read_score_csv(path: &PathBuf) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| format!("{}: no {name:?} column", path.display()))
+    };
+    let (sc, gc) = (col("score")?, col("genuine")?);
+    let (mut g, mut i) = (Vec::new(), Vec::new());
+    for (n, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split(',').collect();
+        let bad = || format!("{}:{}: malformed row {l:?}", path.display(), n + 2);
+        let score: f64 = f.get(sc).and_then(|v| v.trim().parse().ok()).ok_or_else(bad)?;
+        match f.get(gc).map(|v| v.trim()) {
+            Some("1") => g.push(score),
+            Some("0") => i.push(score),
+            _ => return Err(bad().into()),
+        }
+    }
+    Ok((g, i))
+}
+
+fn accuracy(a: AccuracyArgs) -> CliResult {
+    let (mut g, mut i) = match (&a.genuine, &a.impostor, &a.scores) {
+        (Some(g), Some(i), _) => (read_scores(g)?, read_scores(i)?),
+        (_, _, Some(csv)) => read_score_csv(csv)?,
+        _ => unreachable!("clap requires genuine+impostor or scores"),
+    };
+    if g.is_empty() || i.is_empty() {
+        return Err("need at least one genuine and one impostor score".into());
+    }
+    if a.dissimilarity {
+        g.iter_mut().chain(i.iter_mut()).for_each(|s| *s = -*s);
+    }
+    let stats = biomatch_datasets::metrics::VerificationStats::new(&g, &i);
+    emit(serde_json::to_value(stats)?)
 }

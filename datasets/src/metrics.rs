@@ -12,20 +12,139 @@ pub fn fmr_fnmr(genuine: &[f64], impostor: &[f64], t: f64) -> (f64, f64) {
     (fmr, fnmr)
 }
 
-/// Equal error rate and its threshold: over every observed score as a
-/// threshold, the point where FMR and FNMR are closest, reported as their
-/// mean. (The pyeer-exact convention belongs to the benchmark harness.)
-pub fn eer(genuine: &[f64], impostor: &[f64]) -> (f64, f64) {
-    let (g, i) = (sorted(genuine), sorted(impostor));
-    let mut best = (f64::INFINITY, 0.5, 0.0);
-    for &t in g.iter().chain(&i) {
-        let (fmr, fnmr) = fmr_fnmr(&g, &i, t);
-        let gap = (fmr - fnmr).abs();
-        if gap < best.0 {
-            best = (gap, (fmr + fnmr) / 2.0, t);
+/// FMR and FNMR at every observed score, as pyeer's `calculate_roc`
+/// computes them: thresholds are the distinct scores ascending; at
+/// threshold t, FNMR counts genuine scores below t and FMR impostor scores at
+/// or above t.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Roc {
+    /// Distinct scores, ascending.
+    pub thresholds: Vec<f64>,
+    /// False match rate at each threshold (non-increasing).
+    pub fmr: Vec<f64>,
+    /// False non-match rate at each threshold (non-decreasing).
+    pub fnmr: Vec<f64>,
+}
+
+impl Roc {
+    /// The ROC of two score sets (similarity scores).
+    pub fn new(genuine: &[f64], impostor: &[f64]) -> Roc {
+        let (g, i) = (sorted(genuine), sorted(impostor));
+        let mut thresholds: Vec<f64> = g.iter().chain(&i).copied().collect();
+        thresholds.sort_by(f64::total_cmp);
+        thresholds.dedup();
+        let (mut fmr, mut fnmr) = (
+            Vec::with_capacity(thresholds.len()),
+            Vec::with_capacity(thresholds.len()),
+        );
+        for &t in &thresholds {
+            let (m, n) = fmr_fnmr(&g, &i, t);
+            fmr.push(m);
+            fnmr.push(n);
+        }
+        Roc { thresholds, fmr, fnmr }
+    }
+
+    /// FNMR at the first threshold whose FMR is nearest `op` (pyeer's
+    /// `get_fmr_op`; the FMR there may lie on either side of `op`).
+    pub fn fnmr_at_fmr(&self, op: f64) -> (f64, f64) {
+        let idx = argmin_first(self.fmr.iter().map(|f| (f - op).abs()));
+        (self.fnmr[idx], self.thresholds[idx])
+    }
+
+    /// FMR at the last threshold whose FNMR is nearest `op` (pyeer's
+    /// `get_fnmr_op`).
+    pub fn fmr_at_fnmr(&self, op: f64) -> (f64, f64) {
+        let d: Vec<f64> = self.fnmr.iter().map(|f| (f - op).abs()).collect();
+        let min = d.iter().copied().fold(f64::INFINITY, f64::min);
+        let idx = d.iter().rposition(|x| *x == min).unwrap_or(0);
+        (self.fmr[idx], self.thresholds[idx])
+    }
+
+    /// Equal error rate by the FVC2000 convention, as pyeer's
+    /// `get_eer_values`: `(eer, eer_low, eer_high, threshold)`. Where the
+    /// curves never cross, `(1, 1, 1, first threshold)`.
+    pub fn eer(&self) -> (f64, f64, f64, f64) {
+        let diff = |k: usize| self.fmr[k] - self.fnmr[k];
+        let Some(t2) = (0..self.fmr.len()).find(|k| diff(*k) <= 0.0) else {
+            return (1.0, 1.0, 1.0, self.thresholds.first().copied().unwrap_or(0.0));
+        };
+        let t1 = if diff(t2) != 0.0 && t2 != 0 { t2 - 1 } else { t2 };
+        let k = if self.fmr[t1] + self.fnmr[t1] <= self.fmr[t2] + self.fnmr[t2] {
+            t1
+        } else {
+            t2
+        };
+        let (lo, hi) = (self.fmr[k].min(self.fnmr[k]), self.fmr[k].max(self.fnmr[k]));
+        ((self.fnmr[k] + self.fmr[k]) / 2.0, lo, hi, self.thresholds[k])
+    }
+}
+
+fn argmin_first(v: impl Iterator<Item = f64>) -> usize {
+    let mut best = (0, f64::INFINITY);
+    for (i, x) in v.enumerate() {
+        if x < best.1 {
+            best = (i, x);
         }
     }
-    (best.1, best.2)
+    best.0
+}
+
+/// The ISO/IEC 19795-1 verification summary, computed as pyeer 0.5.6 does.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct VerificationStats {
+    /// Genuine comparisons.
+    pub genuine: usize,
+    /// Impostor comparisons.
+    pub impostor: usize,
+    /// Equal error rate (midpoint of [eer_low, eer_high]).
+    pub eer: f64,
+    /// Lower end of the EER interval.
+    pub eer_low: f64,
+    /// Upper end.
+    pub eer_high: f64,
+    /// Threshold at the EER.
+    pub eer_threshold: f64,
+    /// FNMR where FMR is nearest 1%.
+    pub fmr100: f64,
+    /// FNMR where FMR is nearest 0.1%.
+    pub fmr1000: f64,
+    /// FNMR where FMR is nearest 0.01%.
+    pub fmr10000: f64,
+    /// FNMR where FMR is nearest 0 (no false match).
+    pub zero_fmr: f64,
+    /// FMR where FNMR is nearest 0.
+    pub zero_fnmr: f64,
+    /// Decidability d'.
+    pub d_prime: f64,
+}
+
+impl VerificationStats {
+    /// Summary of similarity scores; negate distances first.
+    pub fn new(genuine: &[f64], impostor: &[f64]) -> VerificationStats {
+        let roc = Roc::new(genuine, impostor);
+        let (eer, eer_low, eer_high, eer_threshold) = roc.eer();
+        VerificationStats {
+            genuine: genuine.len(),
+            impostor: impostor.len(),
+            eer,
+            eer_low,
+            eer_high,
+            eer_threshold,
+            fmr100: roc.fnmr_at_fmr(0.01).0,
+            fmr1000: roc.fnmr_at_fmr(0.001).0,
+            fmr10000: roc.fnmr_at_fmr(0.0001).0,
+            zero_fmr: roc.fnmr_at_fmr(0.0).0,
+            zero_fnmr: roc.fmr_at_fnmr(0.0).0,
+            d_prime: d_prime(genuine, impostor),
+        }
+    }
+}
+
+/// Equal error rate and its threshold (pyeer's convention).
+pub fn eer(genuine: &[f64], impostor: &[f64]) -> (f64, f64) {
+    let (e, _, _, t) = Roc::new(genuine, impostor).eer();
+    (e, t)
 }
 
 /// Decidability d' = |mu_g - mu_i| / sqrt((var_g + var_i) / 2).
@@ -92,6 +211,14 @@ mod tests {
         let i = sorted(&[0.1, 0.2, 0.5, 0.3]);
         assert_eq!(fmr_fnmr(&g, &i, 0.5), (0.25, 0.25));
         assert_eq!(eer(&g, &i), (0.25, 0.5));
+        let st = VerificationStats::new(&g, &i);
+        assert_eq!((st.eer_low, st.eer_high), (0.25, 0.25));
+        // FMR first reaches 0 at threshold 0.7, where FNMR is 0.25 (0.4 rejected).
+        assert_eq!(st.zero_fmr, 0.25);
+        // FNMR is 0 up to threshold 0.4, where FMR is 0.25 (0.5 accepted).
+        assert_eq!(st.zero_fnmr, 0.25);
+        let never = VerificationStats::new(&[0.1], &[0.9]);
+        assert!(never.eer >= 0.5);
         assert!(d_prime(&g, &i) > 2.0);
         let mated = [Some(0.9), Some(0.45), None, Some(0.8)];
         let non = [0.1, 0.2, 0.5, 0.3];
