@@ -225,6 +225,13 @@ pub struct IrisMatch {
     pub shift: i32,
 }
 
+impl IrisMatch {
+    /// The service's score scale: `1 - distance`, higher is more alike.
+    pub fn similarity(&self) -> f32 {
+        (1.0 - self.distance) as f32
+    }
+}
+
 /// A configured matcher.
 #[derive(Clone, Debug)]
 pub struct IrisMatcher {

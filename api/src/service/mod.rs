@@ -44,7 +44,7 @@ struct IrisScorer<'a> {
 impl RowScorer for IrisScorer<'_> {
     fn score_rows(&self, rows: &[f32], out: &mut [f32], _bound: f32) {
         for (o, row) in out.iter_mut().zip(rows.chunks_exact(IRIS_ROW_WORDS)) {
-            *o = (1.0 - self.matcher.compare_row(self.probe, row).distance) as f32;
+            *o = self.matcher.compare_row(self.probe, row).similarity();
         }
     }
 }
@@ -62,7 +62,7 @@ impl Scoring {
             Scoring::Embedding(e) => (biomatch_kernels::Kernels::active().dot(e.values(), row), None),
             Scoring::Iris(m, p) => {
                 let r = m.compare_row(p, row);
-                ((1.0 - r.distance) as f32, Some(r))
+                (r.similarity(), Some(r))
             }
         }
     }

@@ -109,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let params = ScanParams::new(Metric::InnerProduct, 10);
         let score = |chunk: &[f32], out: &mut [f32], _: f32| {
             for (o, row) in out.iter_mut().zip(chunk.chunks_exact(IRIS_ROW_WORDS)) {
-                *o = (1.0 - matcher.compare_row(&probe, row).distance) as f32;
+                *o = matcher.compare_row(&probe, row).similarity();
             }
         };
         let mut best = f64::MAX;
