@@ -49,11 +49,16 @@ impl Isa {
         static ACTIVE: OnceLock<Isa> = OnceLock::new();
         *ACTIVE.get_or_init(|| {
             let best = Isa::detect();
-            match std::env::var("BIOMATCH_ISA").ok().as_deref().map(Isa::parse) {
-                Some(Some(wanted)) if wanted <= best => wanted,
+            match Isa::requested() {
+                Some(wanted) if wanted <= best => wanted,
                 _ => best,
             }
         })
+    }
+
+    /// The flavour named by `BIOMATCH_ISA`, if any (valid or not supported).
+    pub(crate) fn requested() -> Option<Isa> {
+        std::env::var("BIOMATCH_ISA").ok().as_deref().and_then(Isa::parse)
     }
 
     /// Parses `scalar`, `avx2` or `avx512`.

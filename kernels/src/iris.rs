@@ -61,13 +61,12 @@ impl IrisIsa {
     pub fn active() -> IrisIsa {
         static ACTIVE: OnceLock<IrisIsa> = OnceLock::new();
         *ACTIVE.get_or_init(|| {
-            let best = IrisIsa::detect();
-            let wanted = match std::env::var("BIOMATCH_ISA").ok().as_deref() {
-                Some("scalar") => IrisIsa::Scalar,
-                Some("avx2") => IrisIsa::Avx2,
-                _ => best,
+            let wanted = match crate::Isa::requested() {
+                Some(crate::Isa::Scalar) => IrisIsa::Scalar,
+                Some(crate::Isa::Avx2Fma) => IrisIsa::Avx2,
+                _ => IrisIsa::Avx512Vpopcnt,
             };
-            wanted.min(best)
+            wanted.min(IrisIsa::detect())
         })
     }
 
