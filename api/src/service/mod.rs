@@ -100,11 +100,6 @@ impl MatchService {
         &self.cfg
     }
 
-    /// Largest accepted embedding dimension.
-    pub fn max_dimension(&self) -> usize {
-        self.cfg.max_dimension
-    }
-
     /// The default decision threshold of `modality`.
     pub fn default_threshold(&self, modality: Modality) -> f32 {
         match modality {

@@ -20,11 +20,6 @@ impl RunningDecision {
         }
     }
 
-    /// Frames the running score covers at most.
-    pub fn window(&self) -> usize {
-        self.window
-    }
-
     /// Adds a frame's score; returns `(running score, match, frames in window)`.
     pub fn push(&mut self, score: f32) -> (f32, bool, usize) {
         if self.scores.len() == self.window {
