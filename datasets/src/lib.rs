@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod fingerprint;
 pub mod iris;
 pub mod metrics;
 mod npy;
@@ -14,6 +15,7 @@ mod synthetic;
 mod vectors;
 
 pub use error::DatasetError;
+pub use fingerprint::{ImpressionNoise, SyntheticFingerprints, SyntheticMinutia};
 pub use iris::{PackedIris, SyntheticIris, conformance_pairs};
 pub use npy::{Matrix, read_npy, write_npy};
 pub use synthetic::{SyntheticEmbeddings, SyntheticSet};

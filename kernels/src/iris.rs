@@ -13,12 +13,22 @@
 //! open-iris's half matching needs: non-matching valid bits and valid bits in
 //! columns 0..128, then the same in columns 128..256.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// Columns (and words) of one code array.
 pub const IRIS_WORDS: usize = 256;
 /// Bytes of a stored template: code words then mask words.
 pub const IRIS_TEMPLATE_BYTES: usize = 2 * IRIS_WORDS * 8;
+/// Columns are processed in blocks of 8 (one 512-bit vector of words);
+/// partial counts (see [`IrisKernels::add_counts`]) cover whole blocks.
+pub const IRIS_BLOCKS: usize = IRIS_WORDS / 8;
+/// Blocks in the lower half (columns 0..128).
+const HALF_BLOCKS: usize = IRIS_BLOCKS / 2;
+/// Where two-step scoring splits the columns: the first step covers blocks
+/// `0..IRIS_STAGE_BLOCKS`. The kernels are specialised for this split (and for
+/// the whole range) so that their loops have constant trip counts.
+pub const IRIS_STAGE_BLOCKS: usize = 28;
 
 /// The popcount flavour chosen for iris kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,6 +165,21 @@ impl IrisKernels {
     /// probe against one stored template (`IRIS_TEMPLATE_BYTES` bytes: code
     /// words then mask words, little-endian, any alignment).
     pub fn counts(&self, probe: &PreparedIrisProbe, gallery: &[u8], shifts: &[i32], out: &mut [ShiftCounts]) {
+        out.fill([0; 4]);
+        self.add_counts(probe, gallery, shifts, 0..IRIS_BLOCKS, out);
+    }
+
+    /// Adds to `out` the counts of the columns in `blocks` (8 columns per
+    /// block) only. Scoring in two steps lets a 1:N search drop a candidate
+    /// after the first step when the rest cannot bring it under a threshold.
+    pub fn add_counts(
+        &self,
+        probe: &PreparedIrisProbe,
+        gallery: &[u8],
+        shifts: &[i32],
+        blocks: Range<usize>,
+        out: &mut [ShiftCounts],
+    ) {
         assert_eq!(
             gallery.len(),
             IRIS_TEMPLATE_BYTES,
@@ -165,61 +190,95 @@ impl IrisKernels {
             shifts.iter().all(|s| s.unsigned_abs() < IRIS_WORDS as u32),
             "shift out of range"
         );
+        assert!(
+            blocks.start <= blocks.end && blocks.end <= IRIS_BLOCKS,
+            "block range out of range"
+        );
         match self.isa {
-            IrisIsa::Scalar => counts_scalar(probe, gallery, shifts, out),
+            IrisIsa::Scalar => counts_scalar(probe, gallery, shifts, blocks, out),
             // SAFETY: `IrisKernels` exists for a flavour only when the CPU supports it.
             #[cfg(target_arch = "x86_64")]
-            IrisIsa::Avx2 => unsafe { x86::counts_avx2(probe, gallery, shifts, out) },
+            IrisIsa::Avx2 => unsafe { x86::counts_avx2::<0, 0>(probe, gallery, shifts, blocks, out) },
             #[cfg(target_arch = "x86_64")]
-            IrisIsa::Avx512Vpopcnt => unsafe { x86::counts_avx512(probe, gallery, shifts, out) },
+            IrisIsa::Avx512Vpopcnt => {
+                const S: usize = IRIS_STAGE_BLOCKS;
+                const N: usize = IRIS_BLOCKS;
+                // SAFETY: as above.
+                unsafe {
+                    match (blocks.start, blocks.end) {
+                        (0, N) => x86::counts_avx512::<0, N>(probe, gallery, shifts, blocks, out),
+                        (0, S) => x86::counts_avx512::<0, S>(probe, gallery, shifts, blocks, out),
+                        (S, N) => x86::counts_avx512::<S, N>(probe, gallery, shifts, blocks, out),
+                        _ => x86::counts_avx512::<0, 0>(probe, gallery, shifts, blocks, out),
+                    }
+                }
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            _ => counts_scalar(probe, gallery, shifts, out),
+            _ => counts_scalar(probe, gallery, shifts, blocks, out),
         }
     }
+}
+
+/// Splits a block range at the half boundary: (lower-half blocks, upper-half blocks).
+fn split_halves(blocks: Range<usize>) -> [Range<usize>; 2] {
+    [
+        blocks.start.min(HALF_BLOCKS)..blocks.end.min(HALF_BLOCKS),
+        blocks.start.max(HALF_BLOCKS)..blocks.end.max(HALF_BLOCKS),
+    ]
 }
 
 fn word(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
 }
 
-fn counts_scalar(p: &PreparedIrisProbe, g: &[u8], shifts: &[i32], out: &mut [ShiftCounts]) {
-    let gc: Vec<u64> = (0..IRIS_WORDS).map(|i| word(g, i)).collect();
-    let gm: Vec<u64> = (0..IRIS_WORDS).map(|i| word(g, IRIS_WORDS + i)).collect();
+fn counts_scalar(p: &PreparedIrisProbe, g: &[u8], shifts: &[i32], blocks: Range<usize>, out: &mut [ShiftCounts]) {
+    let cols = blocks.start * 8..blocks.end * 8;
+    let gc: Vec<u64> = cols.clone().map(|i| word(g, i)).collect();
+    let gm: Vec<u64> = cols.clone().map(|i| word(g, IRIS_WORDS + i)).collect();
     for (s, o) in shifts.iter().zip(out.iter_mut()) {
         let off = (IRIS_WORDS as i32 - s).rem_euclid(IRIS_WORDS as i32) as usize;
-        let mut c = [0u32; 4];
-        for col in 0..IRIS_WORDS {
-            let m = p.mask2[off + col] & gm[col];
-            let x = (p.code2[off + col] ^ gc[col]) & m;
+        for (i, col) in cols.clone().enumerate() {
+            let m = p.mask2[off + col] & gm[i];
+            let x = (p.code2[off + col] ^ gc[i]) & m;
             let half = if col < IRIS_WORDS / 2 { 0 } else { 2 };
-            c[half] += x.count_ones();
-            c[half + 1] += m.count_ones();
+            o[half] += x.count_ones();
+            o[half + 1] += m.count_ones();
         }
-        *o = c;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{IRIS_WORDS, PreparedIrisProbe, ShiftCounts};
+    use super::{IRIS_WORDS, PreparedIrisProbe, ShiftCounts, split_halves};
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// (a ^ b) & c as a VPTERNLOG truth table.
     const XOR_AND: i32 = 0x28;
 
+    /// Adds the counts of `blocks` for every shift. `B0..B1`, when not
+    /// empty, is the same range known at compile time.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    pub(super) unsafe fn counts_avx512(p: &PreparedIrisProbe, g: &[u8], shifts: &[i32], out: &mut [ShiftCounts]) {
+    pub(super) unsafe fn counts_avx512<const B0: usize, const B1: usize>(
+        p: &PreparedIrisProbe,
+        g: &[u8],
+        shifts: &[i32],
+        blocks: Range<usize>,
+        out: &mut [ShiftCounts],
+    ) {
+        // A non-empty const range replaces `blocks`, giving constant trip counts.
+        let blocks = if B1 > B0 { B0..B1 } else { blocks };
         let (gc, gm) = (g.as_ptr(), g[IRIS_WORDS * 8..].as_ptr());
+        let halves = split_halves(blocks);
         for (s, o) in shifts.iter().zip(out.iter_mut()) {
             let off = (IRIS_WORDS as i32 - s).rem_euclid(IRIS_WORDS as i32) as usize;
             // The window starting at word `off` is line `off / 8` of copy `off % 8`.
             let lines = p.aligned[off % 8][2 * (off / 8)..].as_ptr();
             let mut acc = [_mm512_setzero_si512(); 4];
-            for half in 0..2 {
-                for j in 0..IRIS_WORDS / 2 / 8 {
-                    let w = half * IRIS_WORDS / 2 + j * 8;
-                    let l = 2 * (w / 8);
-                    // SAFETY: off / 8 < 32 and w / 8 < 32, so line 2 * (off / 8) + l + 1
+            for (half, range) in halves.iter().enumerate() {
+                for b in range.clone() {
+                    let (w, l) = (b * 8, 2 * b);
+                    // SAFETY: off / 8 < 32 and b < 32, so line 2 * (off / 8) + l + 1
                     // < 128 stays inside the copy; w * 8 + 64 <= 2048 inside the template.
                     let (a, b, c, d) = unsafe {
                         (
@@ -235,7 +294,9 @@ mod x86 {
                     acc[2 * half + 1] = _mm512_add_epi64(acc[2 * half + 1], _mm512_popcnt_epi64(m));
                 }
             }
-            *o = acc.map(|v| _mm512_reduce_add_epi64(v) as u32);
+            for (o, v) in o.iter_mut().zip(acc) {
+                *o += _mm512_reduce_add_epi64(v) as u32;
+            }
         }
     }
 
@@ -263,15 +324,23 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn counts_avx2(p: &PreparedIrisProbe, g: &[u8], shifts: &[i32], out: &mut [ShiftCounts]) {
+    pub(super) unsafe fn counts_avx2<const B0: usize, const B1: usize>(
+        p: &PreparedIrisProbe,
+        g: &[u8],
+        shifts: &[i32],
+        blocks: Range<usize>,
+        out: &mut [ShiftCounts],
+    ) {
+        // A non-empty const range replaces `blocks`, giving constant trip counts.
+        let blocks = if B1 > B0 { B0..B1 } else { blocks };
         let (pc, pm) = (p.code2.as_ptr(), p.mask2.as_ptr());
         let (gc, gm) = (g.as_ptr(), g[IRIS_WORDS * 8..].as_ptr());
+        let halves = split_halves(blocks);
         for (s, o) in shifts.iter().zip(out.iter_mut()) {
             let off = (IRIS_WORDS as i32 - s).rem_euclid(IRIS_WORDS as i32) as usize;
             let mut acc = [_mm256_setzero_si256(); 4];
-            for half in 0..2 {
-                for j in 0..IRIS_WORDS / 2 / 4 {
-                    let w = half * IRIS_WORDS / 2 + j * 4;
+            for (half, range) in halves.iter().enumerate() {
+                for w in (range.start * 8..range.end * 8).step_by(4) {
                     // SAFETY: as in `counts_avx512`, with 4-word loads.
                     let (a, b, c, d) = unsafe {
                         (
@@ -287,12 +356,9 @@ mod x86 {
                     acc[2 * half + 1] = _mm256_add_epi64(acc[2 * half + 1], popcnt256(m));
                 }
             }
-            *o = [
-                hsum256_epi64(acc[0]) as u32,
-                hsum256_epi64(acc[1]) as u32,
-                hsum256_epi64(acc[2]) as u32,
-                hsum256_epi64(acc[3]) as u32,
-            ];
+            for (o, v) in o.iter_mut().zip(acc) {
+                *o += hsum256_epi64(v) as u32;
+            }
         }
     }
 }
@@ -333,6 +399,12 @@ mod tests {
                 for (s, o) in shifts.iter().zip(&out) {
                     prop_assert_eq!(*o, reference(&code, &mask, &g, *s), "{:?} shift {}", isa, s);
                 }
+                // Two partial steps, split anywhere, add up to the whole.
+                let split = (seed % (IRIS_BLOCKS as u64 + 1)) as usize;
+                let mut parts = vec![[0u32; 4]; shifts.len()];
+                k.add_counts(&p, &g, &shifts, 0..split, &mut parts);
+                k.add_counts(&p, &g, &shifts, split..IRIS_BLOCKS, &mut parts);
+                prop_assert_eq!(&parts, &out, "{:?} split at block {}", isa, split);
             }
         }
     }

@@ -9,10 +9,12 @@
 //! rayon scores in parallel on whatever pool the caller runs them in; each
 //! chunk keeps its own [`TopK`] and the partial results are merged.
 //!
-//! [`iris`] holds the masked, rotation-aware Hamming counts for iris codes.
+//! [`iris`] holds the masked, rotation-aware Hamming counts for iris codes;
+//! [`cylinder`] the popcounts of fingerprint cylinder descriptors.
 
 #![warn(missing_docs)]
 
+pub mod cylinder;
 mod dispatch;
 pub mod iris;
 mod scalar;

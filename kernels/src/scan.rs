@@ -11,6 +11,8 @@ use crate::{Kernels, TopK};
 /// that task overhead vanishes, small enough to balance two to hundreds of
 /// threads and to notice a cancellation within a millisecond or so.
 const CHUNK_ROWS: usize = 2048;
+/// Bytes of rows scored per call of a [`ChunkScorer`] (see `scan_topk_by`).
+const SUB_BLOCK_BYTES: usize = 128 * 1024;
 
 /// How a probe and a row are scored. Scores are always "higher is better".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,9 +98,10 @@ pub fn scan_topk(
 }
 
 /// Scores a chunk of rows: `score(rows, out, bound)` fills `out[i]` for row
-/// `i`. `bound` is the score a row must reach to matter (`min_score`); a
-/// scorer may stop early on a row that cannot reach it and report any value
-/// below `bound`.
+/// `i`. `bound` is the score a row must reach to matter (the larger of
+/// `min_score` and the worst of the best `k` found so far in this part of the
+/// scan); a scorer may stop early on a row that cannot reach it and report
+/// any value below `bound`.
 pub type ChunkScorer<'a> = &'a (dyn Fn(&[f32], &mut [f32], f32) + Sync);
 
 /// [`scan_topk`] with any scoring rule: rows of `row_len` words are scored
@@ -115,19 +118,27 @@ pub fn scan_topk_by(
         "scan_topk_by: shape mismatch"
     );
     let chunk_rows = (CHUNK_ROWS * 512 / row_len).clamp(64, CHUNK_ROWS);
+    let sub_rows = (SUB_BLOCK_BYTES / (4 * row_len)).clamp(1, chunk_rows);
     rows.par_chunks(chunk_rows * row_len)
         .enumerate()
         .map(|(c, chunk)| {
             if params.cancelled() {
                 return Err(Cancelled);
             }
-            let n = chunk.len() / row_len;
             let mut top = TopK::new(params.k);
-            let first = base_id + (c * chunk_rows) as u64;
-            let mut scores = vec![0.0f32; n];
-            score(chunk, &mut scores, params.min_score);
-            for (i, v) in scores.iter().enumerate() {
-                params.offer(&mut top, *v, first + i as u64);
+            let mut first = base_id + (c * chunk_rows) as u64;
+            let mut scores = vec![0.0f32; sub_rows];
+            // Scored a block at a time so that each block's bound includes the
+            // best k found so far: a scorer that can stop early on hopeless rows
+            // gets a tighter bound as the chunk proceeds.
+            for block in chunk.chunks(sub_rows * row_len) {
+                let n = block.len() / row_len;
+                let bound = params.min_score.max(top.threshold());
+                score(block, &mut scores[..n], bound);
+                for (i, v) in scores[..n].iter().enumerate() {
+                    params.offer(&mut top, *v, first + i as u64);
+                }
+                first += n as u64;
             }
             Ok(top)
         })

@@ -38,6 +38,18 @@ pub enum MatcherError {
     /// An iris template or matcher setting is malformed.
     #[error("{0}")]
     Iris(String),
+    /// A fingerprint record is malformed: the byte offset of the first problem
+    /// and what is wrong there.
+    #[error("ISO/IEC 19794-2 record, byte {offset}: {reason}")]
+    Iso {
+        /// Offset from the start of the record.
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A fingerprint template cannot be matched (too few minutiae, ...).
+    #[error("{0}")]
+    Fingerprint(String),
     /// The modality is not served (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -11,7 +11,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use biomatch_kernels::iris::{IRIS_TEMPLATE_BYTES, IRIS_WORDS, IrisKernels, PreparedIrisProbe, ShiftCounts};
+use biomatch_kernels::iris::{
+    IRIS_BLOCKS, IRIS_STAGE_BLOCKS, IRIS_TEMPLATE_BYTES, IRIS_WORDS, IrisKernels, PreparedIrisProbe, ShiftCounts,
+};
 
 use crate::MatcherError;
 
@@ -240,8 +242,19 @@ pub struct IrisMatcher {
     kernels: IrisKernels,
 }
 
+/// Cutoffs above this skip the two-step path: impostors sit near 0.5, and
+/// with 4 of 32 column blocks unseen the bound stays under about 0.41, so a
+/// looser cutoff prunes nothing and the check would be pure cost.
+const EARLY_EXIT_MAX_CUTOFF: f64 = 0.40;
+
 /// A probe prepared once for many comparisons.
-pub struct PreparedIris(PreparedIrisProbe);
+pub struct PreparedIris {
+    probe: PreparedIrisProbe,
+    /// Per shift (in the matcher's order): valid probe bits that land in the
+    /// columns the second scoring step covers, an upper bound on the valid
+    /// bits that step can add.
+    rest_mask: Vec<u32>,
+}
 
 impl IrisMatcher {
     /// A matcher; fails when the configuration is out of range.
@@ -274,20 +287,120 @@ impl IrisMatcher {
 
     /// Prepares a probe.
     pub fn prepare(&self, probe: &IrisTemplate) -> PreparedIris {
-        PreparedIris(PreparedIrisProbe::new(&probe.code, &probe.mask))
+        let rest_mask = self
+            .shifts
+            .iter()
+            .map(|s| {
+                (IRIS_STAGE_BLOCKS * 8..IRIS_WORDS)
+                    .map(|c| probe.mask[(c as i32 - s).rem_euclid(IRIS_WORDS as i32) as usize].count_ones())
+                    .sum()
+            })
+            .collect();
+        PreparedIris {
+            probe: PreparedIrisProbe::new(&probe.code, &probe.mask),
+            rest_mask,
+        }
     }
 
     /// Compares a prepared probe with a stored row.
     pub fn compare_row(&self, probe: &PreparedIris, row: &[f32]) -> IrisMatch {
         let mut counts = [[0u32; 4]; 2 * 128 + 1];
         let counts = &mut counts[..self.shifts.len()];
-        self.kernels.counts(&probe.0, row_bytes(row), &self.shifts, counts);
+        self.kernels.counts(&probe.probe, row_bytes(row), &self.shifts, counts);
         self.best(counts)
+    }
+
+    /// Like [`compare_row`](Self::compare_row) for a search that only wants
+    /// distances at most `cutoff`: returns None, having scored only the first
+    /// `IRIS_STAGE_BLOCKS` of 32 column blocks, when those already prove that
+    /// every shift's distance exceeds `cutoff` (tried for cutoffs up to 0.40). A `Some` result may still
+    /// exceed `cutoff`; it is then exactly what `compare_row` gives.
+    ///
+    /// The proof: after the first step the lower half's counts are final and
+    /// the upper half's mismatches can only grow, while its valid bits can grow
+    /// by at most min(the probe's valid bits rotated into the remaining
+    /// columns, the template's valid bits there). Every open-iris distance is
+    /// increasing in mismatches and decreasing in valid bits (for a
+    /// non-negative normalisation gradient), so evaluating it at (mismatches
+    /// so far, largest possible valid bits) bounds it from below.
+    pub fn compare_row_within(&self, probe: &PreparedIris, row: &[f32], cutoff: f64) -> Option<IrisMatch> {
+        if cutoff.is_nan() || cutoff > EARLY_EXIT_MAX_CUTOFF || self.cfg.norm_gradient < 0.0 {
+            return Some(self.compare_row(probe, row));
+        }
+        let bytes = row_bytes(row);
+        let mut counts = [[0u32; 4]; 2 * 128 + 1];
+        let counts = &mut counts[..self.shifts.len()];
+        self.kernels
+            .add_counts(&probe.probe, bytes, &self.shifts, 0..IRIS_STAGE_BLOCKS, counts);
+        let rest_gallery: u32 = bytes[(IRIS_WORDS + IRIS_STAGE_BLOCKS * 8) * 8..]
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")).count_ones())
+            .sum();
+        let beyond = counts.iter().zip(&probe.rest_mask).all(|(c, rest_probe)| {
+            // A tiny margin keeps float rounding of the bound from pruning a tie.
+            self.lower_bound(c, (*rest_probe).min(rest_gallery)) > cutoff + 1e-9
+        });
+        if beyond {
+            return None;
+        }
+        self.kernels.add_counts(
+            &probe.probe,
+            bytes,
+            &self.shifts,
+            IRIS_STAGE_BLOCKS..IRIS_BLOCKS,
+            counts,
+        );
+        Some(self.best(counts))
     }
 
     /// Compares two templates.
     pub fn compare(&self, probe: &IrisTemplate, gallery: &IrisTemplate) -> IrisMatch {
         self.compare_row(&self.prepare(probe), &gallery.to_row())
+    }
+
+    /// Open-iris's normalised distance for `h` mismatches in `m` valid bits
+    /// (both already doubled where half matching doubles them).
+    fn nhd(&self, h: u64, m: u64) -> f64 {
+        let v =
+            self.cfg.norm_mean - (self.cfg.norm_mean - h as f64 / m as f64) * (self.cfg.norm_gradient * m as f64 + 0.5);
+        // Python's max(0, v): NaN (0 / 0) and non-positive values give 0.
+        if v > 0.0 { v } else { 0.0 }
+    }
+
+    /// A lower bound on one shift's final distance from the counts of the
+    /// first scoring step, when the upper half may gain up to `extra` valid
+    /// bits; +inf when the shift is certain to be skipped, -inf when no bound
+    /// is known.
+    fn lower_bound(&self, c: &ShiftCounts, extra: u32) -> f64 {
+        let [h_lo, m_lo, h_hi, m_hi] = c.map(u64::from);
+        let extra = u64::from(extra);
+        if !self.cfg.separate_half_matching {
+            let (h, m) = (h_lo + h_hi, m_lo + m_hi + extra);
+            return match (m, self.cfg.normalise) {
+                (0, _) => f64::INFINITY,
+                (_, true) => self.nhd(h, m),
+                (_, false) => h as f64 / m as f64,
+            };
+        }
+        // As in `distance`: half 0 is columns 128.., half 1 columns ..128, doubled.
+        let (h0, m0_min, m0_max, h1, m1) = (2 * h_hi, 2 * m_hi, 2 * (m_hi + extra), 2 * h_lo, 2 * m_lo);
+        if m0_max + m1 == 0 {
+            return f64::INFINITY;
+        }
+        if !self.cfg.normalise {
+            return (h0 + h1) as f64 / (m0_max + m1) as f64;
+        }
+        if m0_min == 0 {
+            // The final upper-half count may be 0, which switches open-iris to
+            // another formula; do not bound.
+            return f64::NEG_INFINITY;
+        }
+        let normdist = self.nhd(h0 + h1, m0_max + m1);
+        let (n0, n1) = (self.nhd(h0, m0_max), self.nhd(h1, m1));
+        // The halves' mean weighted by valid bits: with n0 at its bound it moves
+        // monotonically with the weight m0, so the least value is at an end.
+        let mean = |m0: u64| (n0 * m0 as f64 + n1 * m1 as f64) / (m0 + m1) as f64;
+        (normdist + mean(m0_min).min(mean(m0_max))) / 2.0
     }
 
     fn best(&self, counts: &[ShiftCounts]) -> IrisMatch {
@@ -311,12 +424,7 @@ impl IrisMatcher {
     /// One shift's distance, or None when open-iris skips the shift.
     fn distance(&self, c: &ShiftCounts) -> Option<f64> {
         let [h_lo, m_lo, h_hi, m_hi] = c.map(u64::from);
-        let nhd = |h: u64, m: u64| {
-            let v = self.cfg.norm_mean
-                - (self.cfg.norm_mean - h as f64 / m as f64) * (self.cfg.norm_gradient * m as f64 + 0.5);
-            // Python's max(0, v): NaN (0 / 0) and non-positive values give 0.
-            if v > 0.0 { v } else { 0.0 }
-        };
+        let nhd = |h, m| self.nhd(h, m);
         if !self.cfg.separate_half_matching {
             let (h, m) = (h_lo + h_hi, m_lo + m_hi);
             if m == 0 {

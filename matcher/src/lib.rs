@@ -9,6 +9,7 @@
 
 mod embedding;
 mod error;
+pub mod fingerprint;
 pub mod iris;
 mod modality;
 

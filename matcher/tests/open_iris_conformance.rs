@@ -85,3 +85,40 @@ fn ten_thousand_pairs_match_open_iris_exactly_on_every_kernel() {
     assert!(genuine_low > 4000, "{genuine_low} genuine pairs below 0.35");
     assert_eq!(edge, 200);
 }
+
+/// Two-step scoring with a cutoff never drops a pair whose distance is at or
+/// under the cutoff, and returns exactly `compare_row`'s result otherwise;
+/// on impostors at practical cutoffs it drops many pairs after the first step.
+#[test]
+fn early_exit_never_drops_a_pair_under_the_cutoff() {
+    let pairs = conformance_pairs(2_000, 2026);
+    let mut dropped = [0usize; 4];
+    for isa in IrisIsa::supported().into_iter().filter(|i| *i != IrisIsa::Scalar) {
+        let kern = IrisKernels::for_isa(isa).unwrap();
+        for (k, name) in ["default", "no_half", "plain", "simple"].into_iter().enumerate() {
+            let m = IrisMatcher::with_kernels(config(name), kern).unwrap();
+            for (p, g) in &pairs {
+                let p = IrisTemplate::from_packed(&p.code, &p.mask, "v2.1").unwrap();
+                let row = IrisTemplate::from_packed(&g.code, &g.mask, "v2.1").unwrap().to_row();
+                let prepared = m.prepare(&p);
+                let full = m.compare_row(&prepared, &row);
+                let d = full.distance;
+                for cutoff in [0.0, 0.2, 0.3, 0.35, 0.4, d - 1e-6, d, d + 1e-6, f64::INFINITY] {
+                    match m.compare_row_within(&prepared, &row, cutoff) {
+                        Some(r) => assert_eq!(r, full, "{isa:?} {name}: the two paths disagree"),
+                        None => {
+                            assert!(d > cutoff, "{isa:?} {name}: dropped at {cutoff} with distance {d}");
+                            if cutoff == 0.35 {
+                                dropped[k] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("pairs dropped at cutoff 0.35 (default, no_half, plain, simple): {dropped:?}");
+    // Half the set is impostors (distance near 0.5): the default matcher must
+    // drop a good share of them at the usual 0.35 cutoff.
+    assert!(dropped[0] > 500, "{dropped:?}");
+}

@@ -1,0 +1,132 @@
+//! Plane geometry the cylinder code needs: angle arithmetic, the convex hull
+//! of the minutiae and the distance of a point from it.
+
+use std::f64::consts::{PI, TAU};
+
+/// A minutia in matcher coordinates: pixels at 500 ppi, y pointing up, so
+/// that a direction measured counter-clockwise from the x axis (as ISO
+/// records it) turns the same way as the positions when a print rotates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// x in pixels.
+    pub x: f64,
+    /// y in pixels, upwards.
+    pub y: f64,
+    /// Direction in radians, [0, 2 pi).
+    pub theta: f64,
+}
+
+/// The difference of two angles, wrapped to [-pi, pi).
+pub fn angle_diff(a: f64, b: f64) -> f64 {
+    let d = (a - b).rem_euclid(TAU);
+    if d >= PI { d - TAU } else { d }
+}
+
+/// The convex hull of `pts`, counter-clockwise, without repeated points
+/// (Andrew's monotone chain).
+pub fn convex_hull(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut p: Vec<(f64, f64)> = pts.to_vec();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let cross = |o: (f64, f64), a: (f64, f64), b: (f64, f64)| (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0);
+    let mut hull: Vec<(f64, f64)> = Vec::with_capacity(2 * p.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &(f64, f64)>> = if pass == 0 {
+            Box::new(p.iter())
+        } else {
+            Box::new(p.iter().rev())
+        };
+        for &q in iter {
+            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0 {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// True when `q` lies inside the counter-clockwise `hull` or within `margin`
+/// of its boundary (the hull grown by `margin`).
+pub fn near_hull(hull: &[(f64, f64)], q: (f64, f64), margin: f64) -> bool {
+    let m2 = margin * margin;
+    match hull.len() {
+        0 => return false,
+        1 => return dist2(hull[0], q) <= m2,
+        _ => {}
+    }
+    let edges = || (0..hull.len()).map(|i| (hull[i], hull[(i + 1) % hull.len()]));
+    let inside = hull.len() >= 3 && edges().all(|(a, b)| (b.0 - a.0) * (q.1 - a.1) - (b.1 - a.1) * (q.0 - a.0) >= 0.0);
+    inside || edges().any(|(a, b)| segment_dist2(a, b, q) <= m2)
+}
+
+fn dist2(a: (f64, f64), b: (f64, f64)) -> f64 {
+    (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)
+}
+
+fn segment_dist2(a: (f64, f64), b: (f64, f64), q: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 == 0.0 {
+        0.0
+    } else {
+        (((q.0 - a.0) * dx + (q.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    };
+    dist2((a.0 + t * dx, a.1 + t * dy), q)
+}
+
+/// The error function (Abramowitz and Stegun 7.1.26, |error| < 1.5e-7),
+/// enough for the angular contributions, which are thresholded.
+pub fn erf(x: f64) -> f64 {
+    let s = x.signum();
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592)
+            * t
+            * (-x * x).exp();
+    s * y
+}
+
+/// The logistic function used throughout MCC: 1 / (1 + e^(-tau (v - mu))).
+pub fn sigmoid(v: f64, mu: f64, tau: f64) -> f64 {
+    1.0 / (1.0 + (-tau * (v - mu)).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn angles_wrap_into_half_open_range() {
+        assert!((angle_diff(0.1, TAU - 0.1) - 0.2).abs() < 1e-12);
+        assert!((angle_diff(TAU - 0.1, 0.1) + 0.2).abs() < 1e-12);
+        assert_eq!(angle_diff(PI, 0.0), -PI);
+    }
+
+    #[test]
+    fn hull_and_margin() {
+        let h = convex_hull(&[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0), (5.0, 5.0)]);
+        assert_eq!(h.len(), 4);
+        assert!(near_hull(&h, (5.0, 5.0), 0.0));
+        assert!(!near_hull(&h, (15.0, 5.0), 4.9));
+        assert!(near_hull(&h, (15.0, 5.0), 5.0));
+    }
+
+    #[test]
+    fn erf_is_accurate_enough() {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_8),
+            (1.0, 0.842_700_792_9),
+            (-2.0, -0.995_322_265),
+        ] {
+            assert!((erf(x) - want).abs() < 2e-7, "{x}");
+        }
+    }
+}
