@@ -198,7 +198,7 @@ impl IrisKernels {
             IrisIsa::Scalar => counts_scalar(probe, gallery, shifts, blocks, out),
             // SAFETY: `IrisKernels` exists for a flavour only when the CPU supports it.
             #[cfg(target_arch = "x86_64")]
-            IrisIsa::Avx2 => unsafe { x86::counts_avx2::<0, 0>(probe, gallery, shifts, blocks, out) },
+            IrisIsa::Avx2 => unsafe { x86::counts_avx2(probe, gallery, shifts, blocks, out) },
             #[cfg(target_arch = "x86_64")]
             IrisIsa::Avx512Vpopcnt => {
                 const S: usize = IRIS_STAGE_BLOCKS;
@@ -324,15 +324,13 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn counts_avx2<const B0: usize, const B1: usize>(
+    pub(super) unsafe fn counts_avx2(
         p: &PreparedIrisProbe,
         g: &[u8],
         shifts: &[i32],
         blocks: Range<usize>,
         out: &mut [ShiftCounts],
     ) {
-        // A non-empty const range replaces `blocks`, giving constant trip counts.
-        let blocks = if B1 > B0 { B0..B1 } else { blocks };
         let (pc, pm) = (p.code2.as_ptr(), p.mask2.as_ptr());
         let (gc, gm) = (g.as_ptr(), g[IRIS_WORDS * 8..].as_ptr());
         let halves = split_halves(blocks);
