@@ -232,6 +232,19 @@ impl IrisMatch {
     pub fn similarity(&self) -> f32 {
         (1.0 - self.distance) as f32
     }
+
+    /// The distance above which a match's [`similarity`](Self::similarity)
+    /// is certainly below `bound`: the cutoff to give
+    /// [`IrisMatcher::compare_row_within`] for a search that wants scores of at
+    /// least `bound`. The margin covers the rounding to f32; an infinite or
+    /// NaN bound gives no cutoff.
+    pub fn cutoff_for_score(bound: f32) -> f64 {
+        if bound.is_finite() {
+            1.0 - f64::from(bound) + 1e-6
+        } else {
+            f64::INFINITY
+        }
+    }
 }
 
 /// A configured matcher.

@@ -43,24 +43,13 @@ struct IrisScorer<'a> {
 
 impl RowScorer for IrisScorer<'_> {
     fn score_rows(&self, rows: &[f32], out: &mut [f32], bound: f32) {
-        let cutoff = iris_cutoff(bound);
+        let cutoff = IrisMatch::cutoff_for_score(bound);
         for (o, row) in out.iter_mut().zip(rows.chunks_exact(IRIS_ROW_WORDS)) {
             *o = match self.matcher.compare_row_within(self.probe, row, cutoff) {
                 Some(r) => r.similarity(),
                 None => f32::NEG_INFINITY,
             };
         }
-    }
-}
-
-/// The iris distance above which a row cannot reach the score `bound`
-/// (score = 1 - distance, rounded to f32). The margin covers that rounding,
-/// so a row the matcher drops scores below `bound` for certain.
-fn iris_cutoff(bound: f32) -> f64 {
-    if bound.is_finite() {
-        1.0 - f64::from(bound) + 1e-6
-    } else {
-        f64::INFINITY
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use biomatch_kernels::iris::{IRIS_WORDS, IrisIsa};
 use biomatch_kernels::{Metric, ScanParams, scan_topk_by};
 use biomatch_matcher::iris::IRIS_ROW_WORDS;
-use biomatch_matcher::{IrisMatchConfig, IrisMatcher, IrisTemplate};
+use biomatch_matcher::{IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate};
 use clap::Parser;
 use serde_json::json;
 
@@ -124,8 +124,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             params.min_score = min_score;
             let dropped = AtomicUsize::new(0);
             let score = |chunk: &[f32], out: &mut [f32], bound: f32| {
-                let cutoff = if early && bound.is_finite() {
-                    1.0 - f64::from(bound) + 1e-6
+                let cutoff = if early {
+                    IrisMatch::cutoff_for_score(bound)
                 } else {
                     f64::INFINITY
                 };
