@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use biomatch_datasets::{VectorRecord, read_vectors};
 use biomatch_proto::v1 as pb;
@@ -103,6 +103,10 @@ pub struct VectorArgs {
     /// FACE/VOICE: JSON (a vector, a list of vectors, or a list of records)
     /// or .npy. IRIS: open-iris template JSON (one object, a list, or one per
     /// line), each optionally with "subject_id", "record_id", "metadata".
+    /// FINGERPRINT: an ISO/IEC 19794-2:2005 record, or a directory of them;
+    /// from a directory each file's stem is its record id and the stem's
+    /// part before the first '_' its subject (FVC naming: 101_3 is
+    /// impression 3 of finger 101).
     #[arg(long)]
     input: PathBuf,
 }
@@ -116,6 +120,8 @@ pub enum CliModality {
     Voice,
     /// open-iris iris templates.
     Iris,
+    /// ISO/IEC 19794-2 finger minutiae records.
+    Fingerprint,
 }
 
 impl CliModality {
@@ -124,6 +130,7 @@ impl CliModality {
             CliModality::Face => pb::Modality::Face,
             CliModality::Voice => pb::Modality::Voice,
             CliModality::Iris => pb::Modality::Iris,
+            CliModality::Fingerprint => pb::Modality::Fingerprint,
         }
     }
 }
@@ -251,6 +258,7 @@ fn load(a: &VectorArgs) -> Result<Vec<Item>, Box<dyn std::error::Error>> {
             };
             objects.into_iter().map(iris_item).collect()
         }
+        CliModality::Fingerprint => fingerprint_items(&a.input)?,
         m => read_vectors(&a.input)?
             .into_iter()
             .map(|v: VectorRecord| Item {
@@ -265,6 +273,48 @@ fn load(a: &VectorArgs) -> Result<Vec<Item>, Box<dyn std::error::Error>> {
         return Err(format!("{} holds no templates", a.input.display()).into());
     }
     Ok(items)
+}
+
+/// ISO records from a file or a directory (see [`VectorArgs`]).
+fn fingerprint_items(input: &Path) -> Result<Vec<Item>, Box<dyn std::error::Error>> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let item = |bytes: Vec<u8>| pb::Template {
+        modality: pb::Modality::Fingerprint as i32,
+        kind: Some(pb::template::Kind::Fingerprint(pb::FingerprintTemplate {
+            iso_19794_2: bytes,
+        })),
+        quality: 0.0,
+    };
+    if !input.is_dir() {
+        return Ok(vec![Item {
+            subject_id: None,
+            record_id: None,
+            metadata: HashMap::new(),
+            template: item(read(input)?),
+        }]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+        .map_err(|e| format!("{}: {e}", input.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.is_file());
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .ok_or_else(|| format!("{}: file name is not UTF-8", p.display()))?
+                .to_string();
+            Ok(Item {
+                subject_id: stem.split('_').next().map(String::from),
+                record_id: Some(stem),
+                metadata: HashMap::new(),
+                template: item(read(&p)?),
+            })
+        })
+        .collect()
 }
 
 /// An open-iris template object (extra keys: labels) as an item.

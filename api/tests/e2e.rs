@@ -241,15 +241,14 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
         Code::InvalidArgument,
         &["template.modality is required"],
     );
-    let fingerprint = pb::Template {
-        modality: pb::Modality::Fingerprint as i32,
-        kind: None,
-        quality: 0.0,
+    let multi = pb::Template {
+        modality: pb::Modality::Multi as i32,
+        ..face(&good)
     };
     expect(
-        c.enroll(enroll_req("bob", "", fingerprint)).await,
+        c.enroll(enroll_req("bob", "", multi)).await,
         Code::Unimplemented,
-        &["FINGERPRINT"],
+        &["MULTI"],
     );
     // Over the configured 64 KiB limit (but under the transport's cap).
     let huge = pb::EnrollRequest {

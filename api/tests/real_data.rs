@@ -3,22 +3,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use biomatch_proto::v1 as pb;
 use common::*;
-
-fn shared() -> PathBuf {
-    let p = std::env::var_os("BIOMATCH_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        p.join("datasets").is_dir(),
-        "shared datasets not found at {} (set BIOMATCH_SHARED)",
-        p.display()
-    );
-    p.join("datasets")
-}
 
 fn identify(probe: pb::Template, k: u32) -> pb::IdentifyRequest {
     pb::IdentifyRequest {

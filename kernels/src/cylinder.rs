@@ -1,10 +1,16 @@
 //! Popcount kernels for bit-packed Minutia Cylinder-Code descriptors.
 //!
 //! A cylinder is 16 x 16 spatial cells x 6 angular sections = 1,536 bits
-//! (24 words), with a validity mask of the same shape (the 256 spatial bits
-//! repeated per section, so it masks the bits word for word). Two cylinders
+//! (24 words), with a 256-bit validity mask over the spatial cells, which
+//! applies to every section: the AVX-512 kernel broadcasts it to both halves
+//! of a register, since one 512-bit load holds two sections. Two cylinders
 //! are compared over their common valid cells; the kernel returns the three
-//! popcounts the similarity needs. The flavour follows [`IrisIsa`]: AVX-512
+//! popcounts the similarity needs.
+//!
+//! A [`CylinderCode`] is exactly 256 bytes, 64-byte aligned, with 4 spare
+//! words the kernels never read, so that a caller can keep what it knows
+//! about the cylinder (its minutia) in the same cache lines and store an
+//! array of them as they are. The flavour follows [`IrisIsa`]: AVX-512
 //! VPOPCNTDQ, else hardware POPCNT, else portable code.
 
 use crate::iris::IrisIsa;
@@ -12,14 +18,61 @@ use crate::iris::IrisIsa;
 /// Words of one cylinder's bits (and of its mask).
 pub const CYLINDER_WORDS: usize = 24;
 
-/// One cylinder's bits and validity mask, 64-byte aligned.
+/// Words of the spatial validity mask (16 x 16 cells).
+pub const MASK_WORDS: usize = 4;
+/// Bytes of one [`CylinderCode`].
+pub const CYLINDER_BYTES: usize = 256;
+
+/// One cylinder's bits and validity mask, 64-byte aligned, 256 bytes, no padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct CylinderCode {
-    /// Cell bits, section-major.
+    /// Cell bits, section-major: section k holds words 4k..4k+4.
     pub bits: [u64; CYLINDER_WORDS],
-    /// Valid-cell mask, the 4 spatial words repeated for each of 6 sections.
-    pub valid: [u64; CYLINDER_WORDS],
+    /// Valid spatial cells; a cell's bits in every section count only when it is valid.
+    pub valid: [u64; MASK_WORDS],
+    /// Free for the caller; never read by the kernels.
+    pub spare: [u64; 4],
+}
+const _: () = assert!(std::mem::size_of::<CylinderCode>() == CYLINDER_BYTES);
+
+impl CylinderCode {
+    /// The cylinders stored in `bytes`, without copying when `bytes` is
+    /// 64-byte aligned; None when its length is not a multiple of 256.
+    pub fn slice_from_bytes(bytes: &[u8]) -> Option<std::borrow::Cow<'_, [CylinderCode]>> {
+        if !bytes.len().is_multiple_of(CYLINDER_BYTES) {
+            return None;
+        }
+        let n = bytes.len() / CYLINDER_BYTES;
+        if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<CylinderCode>()) {
+            // SAFETY: the pointer is aligned, the length is n whole codes, and
+            // every bit pattern is a valid CylinderCode (plain u64 arrays, no
+            // padding); the result borrows `bytes`.
+            let codes = unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<CylinderCode>(), n) };
+            return Some(std::borrow::Cow::Borrowed(codes));
+        }
+        let word = |c: &[u8], w: usize| u64::from_le_bytes(c[8 * w..8 * w + 8].try_into().expect("8 bytes"));
+        Some(std::borrow::Cow::Owned(
+            bytes
+                .chunks_exact(CYLINDER_BYTES)
+                .map(|c| CylinderCode {
+                    bits: std::array::from_fn(|w| word(c, w)),
+                    valid: std::array::from_fn(|w| word(c, CYLINDER_WORDS + w)),
+                    spare: std::array::from_fn(|w| word(c, CYLINDER_WORDS + MASK_WORDS + w)),
+                })
+                .collect(),
+        ))
+    }
+
+    /// The code as stored: its 32 words, little-endian.
+    pub fn to_bytes(&self) -> [u8; CYLINDER_BYTES] {
+        let mut out = [0u8; CYLINDER_BYTES];
+        let words = self.bits.iter().chain(&self.valid).chain(&self.spare);
+        for (o, w) in out.chunks_exact_mut(8).zip(words) {
+            o.copy_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
 }
 
 /// Popcounts of a cylinder pair over the cells valid in both.
@@ -72,11 +125,11 @@ impl CylinderKernels {
 #[inline(always)]
 fn pair_portable(a: &CylinderCode, b: &CylinderCode) -> PairCounts {
     let mut c = PairCounts::default();
-    for w in 0..4 {
+    for w in 0..MASK_WORDS {
         c.common += (a.valid[w] & b.valid[w]).count_ones();
     }
     for w in 0..CYLINDER_WORDS {
-        let m = a.valid[w] & b.valid[w];
+        let m = a.valid[w % MASK_WORDS] & b.valid[w % MASK_WORDS];
         let (x, y) = (a.bits[w] & m, b.bits[w] & m);
         c.a += x.count_ones();
         c.b += y.count_ones();
@@ -104,25 +157,24 @@ fn row_popcnt(a: &CylinderCode, b: &[CylinderCode], out: &mut [PairCounts]) {
 #[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
 fn row_avx512(a: &CylinderCode, b: &[CylinderCode], out: &mut [PairCounts]) {
     use std::arch::x86_64::*;
-    // SAFETY: CylinderCode is 64-byte aligned and 6 x 64 bytes long: three
-    // aligned loads each for bits and mask.
-    let load = |p: &[u64; CYLINDER_WORDS], i: usize| unsafe { _mm512_load_si512(p.as_ptr().add(8 * i).cast()) };
-    let (ab, av) = (
-        [load(&a.bits, 0), load(&a.bits, 1), load(&a.bits, 2)],
-        [load(&a.valid, 0), load(&a.valid, 1), load(&a.valid, 2)],
-    );
+    // SAFETY: CylinderCode is 64-byte aligned; bits are words 0..24 (three
+    // aligned 512-bit loads) and the mask words 24..28 (one aligned 256-bit
+    // load, broadcast to both halves).
+    let load = |p: &CylinderCode, i: usize| unsafe { _mm512_load_si512(p.bits.as_ptr().add(8 * i).cast()) };
+    let mask = |p: &CylinderCode| unsafe { _mm512_broadcast_i64x4(_mm256_load_si256(p.valid.as_ptr().cast())) };
+    let (ab, av) = ([load(a, 0), load(a, 1), load(a, 2)], mask(a));
     for (o, b) in out.iter_mut().zip(b) {
         let (mut pa, mut pb, mut px) = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512());
-        for i in 0..3 {
-            let m = _mm512_and_si512(av[i], load(&b.valid, i));
-            let x = _mm512_and_si512(ab[i], m);
-            let y = _mm512_and_si512(load(&b.bits, i), m);
+        let m = _mm512_and_si512(av, mask(b));
+        for (i, ab) in ab.iter().enumerate() {
+            let x = _mm512_and_si512(*ab, m);
+            let y = _mm512_and_si512(load(b, i), m);
             pa = _mm512_add_epi64(pa, _mm512_popcnt_epi64(x));
             pb = _mm512_add_epi64(pb, _mm512_popcnt_epi64(y));
             px = _mm512_add_epi64(px, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
         }
-        // Words 0..8 of the mask are the 256 spatial bits twice.
-        let pc = _mm512_popcnt_epi64(_mm512_and_si512(av[0], load(&b.valid, 0)));
+        // The broadcast mask holds the 256 spatial bits twice.
+        let pc = _mm512_popcnt_epi64(m);
         // Each total is at most 1,536: pack the four into 16-bit fields of
         // one vector and reduce once.
         let packed = _mm512_add_epi64(
@@ -154,7 +206,8 @@ mod tests {
                 let spatial = [next() | next(), next() | next(), next(), next() & next()];
                 CylinderCode {
                     bits: std::array::from_fn(|_| next()),
-                    valid: std::array::from_fn(|w| spatial[w % 4]),
+                    valid: spatial,
+                    spare: std::array::from_fn(|_| next()),
                 }
             };
             let a = code();
@@ -165,6 +218,13 @@ mod tests {
                 CylinderKernels::for_isa(isa).unwrap().counts_row(&a, &b, &mut out);
                 prop_assert_eq!(&out, &want, "{:?}", isa);
             }
+            let bytes: Vec<u8> = b.iter().flat_map(|c| c.to_bytes()).collect();
+            let back = CylinderCode::slice_from_bytes(&bytes).unwrap();
+            prop_assert_eq!(&back[..], &b[..]);
+            let mut shifted = vec![0u8; bytes.len() + 1];
+            shifted[1..].copy_from_slice(&bytes);
+            let back = CylinderCode::slice_from_bytes(&shifted[1..]).unwrap();
+            prop_assert_eq!(&back[..], &b[..]);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Conversions between protobuf messages and service-layer types.
 
+use biomatch_matcher::fingerprint::{FingerRecord, FingerprintTemplate};
 use biomatch_matcher::{IrisTemplate, Modality, decode_f32_le};
 use biomatch_proto::v1 as pb;
 
@@ -61,6 +62,19 @@ pub fn template(svc: &MatchService, t: Option<pb::Template>, field: &str) -> Res
             };
             svc.iris_template(parsed)?
         }
+        (Modality::Fingerprint, Some(pb::template::Kind::Fingerprint(f))) => {
+            if f.iso_19794_2.is_empty() {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "empty template: {field}.fingerprint.iso_19794_2 is empty"
+                )));
+            }
+            svc.fingerprint_template(FingerRecord::from_iso(&f.iso_19794_2)?)?
+        }
+        (Modality::Fingerprint, Some(_)) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{field}: FINGERPRINT templates must carry a fingerprint template (ISO/IEC 19794-2 record)"
+            )));
+        }
         (Modality::Iris, Some(_)) => {
             return Err(ServiceError::InvalidArgument(format!(
                 "{field}: IRIS templates must carry an iris template"
@@ -88,18 +102,13 @@ pub fn template(svc: &MatchService, t: Option<pb::Template>, field: &str) -> Res
 }
 
 /// A stored record as a proto message; `iris_version` labels iris templates.
-pub fn record(v: RecordView, iris_version: &str) -> pb::Record {
+/// Fails only when a stored fingerprint row cannot be read back.
+pub fn record(v: RecordView, iris_version: &str) -> Result<pb::Record, ServiceError> {
     let m = v.record.meta;
-    pb::Record {
-        record_id: m.record_id,
-        subject_id: m.subject_id,
-        modality: modality_to_pb(v.gallery.modality) as i32,
-        dimension: v.gallery.dim as u32,
-        metadata: m.metadata.into_iter().collect(),
-        quality: m.quality,
-        enrolled_at_ms: m.enrolled_at_ms,
-        template: v.record.vector.map(|values| {
-            let kind = if v.gallery.modality == Modality::Iris {
+    let fingerprint = v.gallery.modality == Modality::Fingerprint;
+    let template = match v.record.vector {
+        Some(values) => Some(match v.gallery.modality {
+            Modality::Iris => {
                 let (code, mask) = IrisTemplate::from_row(&values, iris_version).to_packed();
                 pb::template::Kind::Iris(pb::IrisTemplate {
                     form: Some(pb::iris_template::Form::Packed(pb::PackedIrisCode {
@@ -108,18 +117,36 @@ pub fn record(v: RecordView, iris_version: &str) -> pb::Record {
                         version: iris_version.to_string(),
                     })),
                 })
-            } else {
-                pb::template::Kind::Embedding(pb::Embedding {
-                    values: Some(pb::embedding::Values::F32Le(
-                        values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                    )),
-                })
-            };
-            pb::Template {
-                modality: modality_to_pb(v.gallery.modality) as i32,
-                kind: Some(kind),
-                quality: m.quality,
             }
+            Modality::Fingerprint => {
+                let stored = FingerprintTemplate::from_row(&values)
+                    .map_err(|e| ServiceError::DataLoss(format!("record {:?}: {e}", m.record_id)))?;
+                let iso = stored
+                    .record()
+                    .to_iso()
+                    .map_err(|e| ServiceError::DataLoss(format!("record {:?}: {e}", m.record_id)))?;
+                pb::template::Kind::Fingerprint(pb::FingerprintTemplate { iso_19794_2: iso })
+            }
+            _ => pb::template::Kind::Embedding(pb::Embedding {
+                values: Some(pb::embedding::Values::F32Le(
+                    values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )),
+            }),
         }),
-    }
+        None => None,
+    };
+    Ok(pb::Record {
+        record_id: m.record_id,
+        subject_id: m.subject_id,
+        modality: modality_to_pb(v.gallery.modality) as i32,
+        dimension: if fingerprint { 0 } else { v.gallery.dim as u32 },
+        metadata: m.metadata.into_iter().collect(),
+        quality: m.quality,
+        enrolled_at_ms: m.enrolled_at_ms,
+        template: template.map(|kind| pb::Template {
+            modality: modality_to_pb(v.gallery.modality) as i32,
+            kind: Some(kind),
+            quality: m.quality,
+        }),
+    })
 }

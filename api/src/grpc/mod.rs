@@ -350,7 +350,7 @@ impl Matcher for MatcherGrpc {
             .get_record(&r.record_id, r.include_template)
             .instrument(info_span!("get_record"))
             .await?;
-        Ok(Response::new(convert::record(v, &self.svc.config().iris_code_version)))
+        Ok(Response::new(convert::record(v, &self.svc.config().iris_code_version)?))
     }
 
     type ListRecordsStream = BoxStream<pb::ListRecordsResponse>;
@@ -390,12 +390,20 @@ impl Matcher for MatcherGrpc {
                     pages += 1;
                     let last = page.next_token.is_none() || (r.max_pages > 0 && pages >= r.max_pages);
                     after = page.next_token.clone();
+                    let records: Result<Vec<pb::Record>, ServiceError> = page
+                        .records
+                        .into_iter()
+                        .map(|r| convert::record(r, &svc.config().iris_code_version))
+                        .collect();
+                    let records = match records {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            break;
+                        }
+                    };
                     let msg = pb::ListRecordsResponse {
-                        records: page
-                            .records
-                            .into_iter()
-                            .map(|r| convert::record(r, &svc.config().iris_code_version))
-                            .collect(),
+                        records,
                         next_page_token: page.next_token.unwrap_or_default(),
                     };
                     if tx.send(Ok(msg)).await.is_err() || last {

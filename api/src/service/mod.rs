@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use biomatch_index::{Catalog, Entry, Gallery, NewRecord, RecordMeta, RowScorer, Search};
+use biomatch_matcher::fingerprint::{
+    FINGER_ROW_WORDS, FingerRecord, FingerTemplate, FingerprintMatcher, FingerprintTemplate, row_cylinders,
+};
 use biomatch_matcher::iris::{IRIS_ROW_WORDS, PreparedIris};
 use biomatch_matcher::{Embedding, IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate, Modality, is_match};
 use tracing::{info, warn};
@@ -33,6 +36,7 @@ pub struct MatchService {
     pool: SearchPool,
     cfg: MatchingConfig,
     iris: Arc<IrisMatcher>,
+    fingerprint: FingerprintMatcher,
 }
 
 /// Scores iris rows by 1 - Hamming distance for a prepared probe.
@@ -53,10 +57,38 @@ impl RowScorer for IrisScorer<'_> {
     }
 }
 
+/// Scores fingerprint rows by the MCC similarity to a prepared probe.
+struct FingerScorer<'a> {
+    matcher: FingerprintMatcher,
+    probe: &'a FingerTemplate,
+}
+
+impl RowScorer for FingerScorer<'_> {
+    fn score_rows(&self, rows: &[f32], out: &mut [f32], _bound: f32) {
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(FINGER_ROW_WORDS)) {
+            *o = finger_score(self.matcher, self.probe, row);
+        }
+    }
+}
+
+/// The similarity of a prepared probe and a stored fingerprint row. Rows
+/// come from checksummed segments or the log, so an unreadable one means a
+/// bug, not bad input: it is logged and scores as no match.
+fn finger_score(m: FingerprintMatcher, probe: &FingerTemplate, row: &[f32]) -> f32 {
+    match row_cylinders(row) {
+        Ok(codes) => m.score_codes(probe.codes(), &codes),
+        Err(e) => {
+            warn!(error = %e, "unreadable fingerprint row scored as no match");
+            f32::NEG_INFINITY
+        }
+    }
+}
+
 /// A probe ready to score stored rows of its gallery.
 enum Scoring {
     Embedding(Embedding),
     Iris(Arc<IrisMatcher>, PreparedIris),
+    Fingerprint(FingerprintMatcher, FingerTemplate),
 }
 
 impl Scoring {
@@ -68,6 +100,7 @@ impl Scoring {
                 let r = m.compare_row(p, row);
                 (r.similarity(), Some(r))
             }
+            Scoring::Fingerprint(m, p) => (finger_score(*m, p, row), None),
         }
     }
 }
@@ -89,14 +122,20 @@ impl MatchService {
             pool,
             cfg,
             iris: Arc::new(iris),
+            fingerprint: FingerprintMatcher::default(),
         })
     }
 
-    fn scoring(&self, t: Template) -> Scoring {
-        match t {
+    /// Prepares a probe; fingerprint cylinders are built on the pool.
+    async fn scoring(&self, t: Template) -> Result<Scoring> {
+        Ok(match t {
             Template::Embedding(e) => Scoring::Embedding(e),
             Template::Iris(t) => Scoring::Iris(self.iris.clone(), self.iris.prepare(&t)),
-        }
+            Template::Fingerprint(r) => {
+                let prepared = self.pool.run(move |_| FingerprintTemplate::from_record(r)).await??;
+                Scoring::Fingerprint(self.fingerprint, prepared.prepared().clone())
+            }
+        })
     }
 
     /// The matching configuration.
@@ -109,6 +148,7 @@ impl MatchService {
         match modality {
             Modality::Voice => self.cfg.voice_threshold,
             Modality::Iris => self.cfg.iris_threshold,
+            Modality::Fingerprint => self.cfg.fingerprint_threshold,
             _ => self.cfg.face_threshold,
         }
     }
@@ -120,14 +160,6 @@ impl MatchService {
             ))),
             Some(t) => Ok(t),
             None => Ok(self.default_threshold(modality)),
-        }
-    }
-
-    fn allowed_dims(&self, modality: Modality) -> &[usize] {
-        match modality {
-            Modality::Face => &self.cfg.face_dimensions,
-            Modality::Voice => &self.cfg.voice_dimensions,
-            _ => &[],
         }
     }
 
@@ -186,8 +218,24 @@ impl MatchService {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        for (i, inp) in inputs.into_iter().enumerate() {
-            match self.prepare(inp, now_ms) {
+        // Building rows is CPU work (a millisecond per fingerprint): on the pool.
+        let cfg = self.cfg.clone();
+        let prepared = self
+            .pool
+            .run(move |_| {
+                use rayon::prelude::*;
+                inputs
+                    .into_par_iter()
+                    .map(|inp| prepare(&cfg, inp, now_ms))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => return (0..n).map(|_| Err(clone_err(&e))).collect(),
+        };
+        for (i, p) in prepared.into_iter().enumerate() {
+            match p {
                 Ok((key, rec)) => groups.entry(key).or_default().push((i, rec)),
                 Err(e) => out[i] = Some(Err(e)),
             }
@@ -263,44 +311,6 @@ impl MatchService {
             .collect()
     }
 
-    fn prepare(&self, inp: EnrollInput, now_ms: u64) -> Result<(GalleryKey, NewRecord)> {
-        validate::id("subject_id", &inp.subject_id)?;
-        if let Some(r) = &inp.record_id {
-            validate::id("record_id", r)?;
-        }
-        validate::metadata("metadata", &inp.metadata)?;
-        if !(0.0..=100.0).contains(&inp.quality) {
-            return Err(ServiceError::InvalidArgument(format!(
-                "quality {} is outside 0 to 100",
-                inp.quality
-            )));
-        }
-        let key = inp.template.key();
-        let allowed = self.allowed_dims(key.modality);
-        if !allowed.is_empty() && !allowed.contains(&key.dim) {
-            return Err(ServiceError::InvalidArgument(format!(
-                "{} embeddings must have dimension {}; got {}",
-                key.modality,
-                allowed.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" or "),
-                key.dim
-            )));
-        }
-        let meta = RecordMeta {
-            record_id: inp.record_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            subject_id: inp.subject_id,
-            metadata: inp.metadata,
-            quality: inp.quality,
-            enrolled_at_ms: now_ms,
-        };
-        Ok((
-            key,
-            NewRecord {
-                meta,
-                vector: inp.template.into_row(),
-            },
-        ))
-    }
-
     /// Compares a probe with a subject's or a record's templates.
     pub async fn verify(&self, input: VerifyInput) -> Result<VerifyOutput> {
         let modality = input.probe.modality();
@@ -312,7 +322,7 @@ impl MatchService {
         validate::id(target_field, target_id)?;
         let key = input.probe.key();
         let gallery = self.catalog.get(&key.name()).transpose()?;
-        let scoring = self.scoring(input.probe);
+        let scoring = self.scoring(input.probe).await?;
         let target = input.target.clone();
         let scores = match gallery {
             Some(g) => {
@@ -412,7 +422,7 @@ impl MatchService {
                 gallery: String::new(),
             });
         };
-        let scoring = self.scoring(input.probe);
+        let scoring = self.scoring(input.probe).await?;
         let filter = input.filter;
         let gallery = g.clone();
         let candidates = self
@@ -427,6 +437,9 @@ impl MatchService {
                 let hits = match &scoring {
                     Scoring::Embedding(e) => gallery.search_subjects(e.values(), &opts)?,
                     Scoring::Iris(m, p) => gallery.search_subjects_by(&IrisScorer { matcher: m, probe: p }, &opts)?,
+                    Scoring::Fingerprint(m, p) => {
+                        gallery.search_subjects_by(&FingerScorer { matcher: *m, probe: p }, &opts)?
+                    }
                 };
                 // The scan ranks by f32 score; report the iris candidates'
                 // exact distance and rotation.
@@ -438,7 +451,7 @@ impl MatchService {
                                 .get(&h.record_id, true)
                                 .and_then(|r| r.vector)
                                 .and_then(|row| scoring.score(&row).1),
-                            Scoring::Embedding(_) => None,
+                            Scoring::Embedding(_) | Scoring::Fingerprint(..) => None,
                         };
                         Candidate {
                             subject_id: h.subject_id,
@@ -589,13 +602,25 @@ impl MatchService {
 
     /// Fails with UNIMPLEMENTED for modalities this version does not match.
     pub fn ensure_served(&self, modality: Modality) -> Result<()> {
-        if modality.is_embedding() || modality == Modality::Iris {
+        if modality.is_embedding() || modality == Modality::Iris || modality == Modality::Fingerprint {
             Ok(())
         } else {
             Err(ServiceError::Unimplemented(format!(
-                "{modality} matching is not available in this version; FACE, VOICE and IRIS are"
+                "{modality} matching is not available in this version; FACE, VOICE, IRIS and FINGERPRINT are"
             )))
         }
+    }
+
+    /// Accepts a parsed fingerprint record of exactly one finger view; its
+    /// cylinders are built later, on the pool.
+    pub fn fingerprint_template(&self, r: FingerRecord) -> Result<Template> {
+        if r.views.len() != 1 {
+            return Err(ServiceError::InvalidArgument(format!(
+                "the fingerprint record holds {} finger views; send one view per template (one record per finger)",
+                r.views.len()
+            )));
+        }
+        Ok(Template::Fingerprint(r))
     }
 
     /// Accepts an iris template of the configured `iris_code_version`.
@@ -614,6 +639,54 @@ impl MatchService {
     pub fn embedding(&self, modality: Modality, values: Vec<f32>) -> Result<Embedding> {
         self.ensure_served(modality)?;
         Ok(Embedding::new(modality, values, self.cfg.max_dimension)?)
+    }
+}
+
+/// Validates a record to enroll and builds its row.
+fn prepare(cfg: &MatchingConfig, inp: EnrollInput, now_ms: u64) -> Result<(GalleryKey, NewRecord)> {
+    validate::id("subject_id", &inp.subject_id)?;
+    if let Some(r) = &inp.record_id {
+        validate::id("record_id", r)?;
+    }
+    validate::metadata("metadata", &inp.metadata)?;
+    if !(0.0..=100.0).contains(&inp.quality) {
+        return Err(ServiceError::InvalidArgument(format!(
+            "quality {} is outside 0 to 100",
+            inp.quality
+        )));
+    }
+    let key = inp.template.key();
+    let allowed = allowed_dims(cfg, key.modality);
+    if !allowed.is_empty() && !allowed.contains(&key.dim) {
+        return Err(ServiceError::InvalidArgument(format!(
+            "{} embeddings must have dimension {}; got {}",
+            key.modality,
+            allowed.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" or "),
+            key.dim
+        )));
+    }
+    let meta = RecordMeta {
+        record_id: inp.record_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        subject_id: inp.subject_id,
+        metadata: inp.metadata,
+        quality: inp.quality,
+        enrolled_at_ms: now_ms,
+    };
+    Ok((
+        key,
+        NewRecord {
+            meta,
+            vector: inp.template.into_row()?,
+        },
+    ))
+}
+
+/// Embedding dimensions `modality` accepts; empty allows any.
+fn allowed_dims(cfg: &MatchingConfig, modality: Modality) -> &[usize] {
+    match modality {
+        Modality::Face => &cfg.face_dimensions,
+        Modality::Voice => &cfg.voice_dimensions,
+        _ => &[],
     }
 }
 

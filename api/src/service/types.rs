@@ -4,8 +4,13 @@
 use std::collections::BTreeMap;
 
 use biomatch_index::StoredRecord;
+use biomatch_matcher::fingerprint::{FINGER_ROW_WORDS, FingerRecord, FingerprintTemplate};
 use biomatch_matcher::iris::{IRIS_CODE_BITS, IRIS_ROW_WORDS};
-use biomatch_matcher::{Embedding, IrisTemplate, Modality};
+use biomatch_matcher::{Embedding, IrisTemplate, MatcherError, Modality};
+
+/// The `dim` of the fingerprint gallery key: the version of the stored row
+/// layout (`fingerprint-1`), since fingerprints have no dimension.
+pub const FINGERPRINT_ROW_FORMAT: usize = 1;
 
 /// Identifies a gallery: one modality at one dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,10 +28,11 @@ impl GalleryKey {
     }
 
     /// 32-bit words per stored row: the dimension for embeddings, the
-    /// packed code and mask for iris.
+    /// packed code and mask for iris, the prepared template for fingerprints.
     pub fn row_len(&self) -> usize {
         match self.modality {
             Modality::Iris => IRIS_ROW_WORDS,
+            Modality::Fingerprint => FINGER_ROW_WORDS,
             _ => self.dim,
         }
     }
@@ -48,6 +54,9 @@ pub enum Template {
     Embedding(Embedding),
     /// IRIS code and mask.
     Iris(IrisTemplate),
+    /// FINGERPRINT: a parsed ISO/IEC 19794-2 record of one finger view. Its
+    /// cylinders are built on the matching pool, not by the adapter.
+    Fingerprint(FingerRecord),
 }
 
 impl Template {
@@ -56,6 +65,7 @@ impl Template {
         match self {
             Template::Embedding(e) => e.modality(),
             Template::Iris(_) => Modality::Iris,
+            Template::Fingerprint(_) => Modality::Fingerprint,
         }
     }
 
@@ -71,15 +81,21 @@ impl Template {
                 modality: Modality::Iris,
                 dim: IRIS_CODE_BITS,
             },
+            Template::Fingerprint(_) => GalleryKey {
+                modality: Modality::Fingerprint,
+                dim: FINGERPRINT_ROW_FORMAT,
+            },
         }
     }
 
-    /// The stored row.
-    pub fn into_row(self) -> Vec<f32> {
-        match self {
+    /// The stored row; fails for a fingerprint with nothing to match. CPU
+    /// work for fingerprints (about a millisecond): call it on the pool.
+    pub fn into_row(self) -> Result<Vec<f32>, MatcherError> {
+        Ok(match self {
             Template::Embedding(e) => e.into_values(),
             Template::Iris(t) => t.to_row(),
-        }
+            Template::Fingerprint(r) => FingerprintTemplate::from_record(r)?.to_row(),
+        })
     }
 }
 

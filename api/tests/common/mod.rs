@@ -87,6 +87,20 @@ impl Drop for Server {
     }
 }
 
+/// `../shared/datasets` (or `$BIOMATCH_SHARED/datasets`); fails loudly
+/// when absent, so a test needing real data never skips.
+pub fn shared() -> PathBuf {
+    let p = std::env::var_os("BIOMATCH_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        p.join("datasets").is_dir(),
+        "shared datasets not found at {} (set BIOMATCH_SHARED)",
+        p.display()
+    );
+    p.join("datasets")
+}
+
 /// An embedding template from f32 values.
 pub fn emb(modality: pb::Modality, v: &[f32]) -> pb::Template {
     pb::Template {

@@ -14,7 +14,7 @@
 
 use std::f64::consts::{PI, TAU};
 
-use biomatch_kernels::cylinder::{CYLINDER_WORDS, CylinderCode};
+use biomatch_kernels::cylinder::{CYLINDER_WORDS, CylinderCode, MASK_WORDS};
 
 use super::geometry::{Point, angle_diff, convex_hull, erf, near_hull};
 
@@ -22,9 +22,7 @@ use super::geometry::{Point, angle_diff, convex_hull, erf, near_hull};
 pub const NS: usize = 16;
 /// Angular sections.
 pub const ND: usize = 6;
-/// Words of the spatial validity mask (NS * NS / 64).
-const MASK_WORDS: usize = NS * NS / 64;
-const _: () = assert!(NS * NS * ND / 64 == CYLINDER_WORDS);
+const _: () = assert!(NS * NS * ND / 64 == CYLINDER_WORDS && NS * NS / 64 == MASK_WORDS);
 
 const RADIUS: f64 = 70.0;
 const SIGMA_S: f64 = 28.0 / 3.0;
@@ -40,8 +38,7 @@ pub struct Cylinder {
     /// The minutia it describes.
     pub at: Point,
     /// Cell bits (section-major: bit `k * 256 + i * 16 + j` in word order)
-    /// and the validity of the 256 spatial cells, repeated for each section
-    /// so that it masks the bits word for word.
+    /// and the validity of the 256 spatial cells; the spare words are zero.
     pub code: CylinderCode,
     /// Number of valid spatial cells.
     pub valid_cells: u32,
@@ -108,7 +105,8 @@ pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
             at: *m,
             code: CylinderCode {
                 bits: [0; CYLINDER_WORDS],
-                valid: [0; CYLINDER_WORDS],
+                valid: [0; MASK_WORDS],
+                spare: [0; 4],
             },
             valid_cells: 0,
         };
@@ -119,9 +117,7 @@ pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
                 let cell = i * NS + j;
                 if u * u + v * v <= RADIUS * RADIUS && near_hull(&hull, (px, py), OMEGA) {
                     cyl.valid_cells += 1;
-                    for k in 0..ND {
-                        cyl.code.valid[k * MASK_WORDS + cell / 64] |= 1 << (cell % 64);
-                    }
+                    cyl.code.valid[cell / 64] |= 1 << (cell % 64);
                 }
                 let mut acc = [0.0f64; ND];
                 for (t, sec) in neighbours.iter().zip(&sections) {

@@ -20,7 +20,7 @@ pub enum MinutiaKind {
 }
 
 impl MinutiaKind {
-    fn bits(self) -> u16 {
+    pub(crate) fn bits(self) -> u16 {
         match self {
             MinutiaKind::Other => 0,
             MinutiaKind::RidgeEnding => 1,

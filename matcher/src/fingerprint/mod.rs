@@ -5,6 +5,8 @@ mod cylinder;
 pub mod geometry;
 pub mod iso;
 mod matcher;
+mod stored;
 
 pub use iso::{FingerRecord, FingerView, Minutia, MinutiaKind};
-pub use matcher::{FingerTemplate, FingerprintMatcher};
+pub use matcher::{FingerTemplate, FingerprintMatcher, MAX_CYLINDERS};
+pub use stored::{FINGER_ROW_BYTES, FINGER_ROW_WORDS, FingerprintTemplate, row_cylinders};
