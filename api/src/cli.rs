@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use biomatch_datasets::{VectorRecord, read_vectors};
+use biomatch_datasets::{VectorRecord, read_dir_files, read_vectors};
 use biomatch_proto::v1 as pb;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pb::matcher_client::MatcherClient;
@@ -293,28 +293,15 @@ fn fingerprint_items(input: &Path) -> Result<Vec<Item>, Box<dyn std::error::Erro
             template: item(read(input)?),
         }]);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-        .map_err(|e| format!("{}: {e}", input.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.retain(|p| p.is_file());
-    files.sort();
-    files
+    Ok(read_dir_files(input)?
         .into_iter()
-        .map(|p| {
-            let stem = p
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .ok_or_else(|| format!("{}: file name is not UTF-8", p.display()))?
-                .to_string();
-            Ok(Item {
-                subject_id: stem.split('_').next().map(String::from),
-                record_id: Some(stem),
-                metadata: HashMap::new(),
-                template: item(read(&p)?),
-            })
+        .map(|(stem, bytes)| Item {
+            subject_id: stem.split('_').next().map(String::from),
+            record_id: Some(stem),
+            metadata: HashMap::new(),
+            template: item(bytes),
         })
-        .collect()
+        .collect())
 }
 
 /// An open-iris template object (extra keys: labels) as an item.

@@ -46,13 +46,7 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
     let reqs: Vec<_> = (100..1000)
         .map(|s| enroll_req(&format!("subj-{s}"), &format!("rec-{s}"), face(set.row(2 * s))))
         .collect();
-    let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
-    let mut acked = 0;
-    while let Some(a) = acks.message().await.unwrap() {
-        assert!(a.errors.is_empty(), "{:?}", a.errors);
-        acked += a.record_ids.len();
-    }
-    assert_eq!(acked, 900);
+    assert_eq!(enroll_all(&mut c, reqs).await, 900);
     assert_eq!(total(&mut c).await, 1000);
 
     // Genuine accepted, impostor rejected, at the default threshold.

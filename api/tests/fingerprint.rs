@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
+use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerRecord, FingerTemplate, FingerprintMatcher};
 use biomatch_proto::v1 as pb;
 use common::*;
@@ -15,16 +16,9 @@ use tonic::Code;
 
 /// The DB1_B templates by stem ("101_1" ...), as ISO bytes.
 fn fvc() -> BTreeMap<String, Vec<u8>> {
-    let dir = shared().join("fingerprint/fvc2002_db1_b/templates");
-    std::fs::read_dir(&dir)
+    read_dir_files(&shared().join("fingerprint/fvc2002_db1_b/templates"))
         .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            (
-                p.file_stem().unwrap().to_str().unwrap().to_string(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
+        .into_iter()
         .collect()
 }
 
@@ -68,13 +62,7 @@ async fn fingerprint_enroll_verify_identify_stream_survive_kill9() {
         .iter()
         .map(|(stem, iso)| enroll_req(&split(stem).0, stem, finger(iso)))
         .collect();
-    let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
-    let mut acked = 0;
-    while let Some(a) = acks.message().await.unwrap() {
-        assert!(a.errors.is_empty(), "{:?}", a.errors);
-        acked += a.record_ids.len();
-    }
-    assert_eq!(acked, 40);
+    assert_eq!(enroll_all(&mut c, reqs).await, 40);
 
     // The library's own scores are the oracle: the server must agree exactly.
     let m = FingerprintMatcher::default();

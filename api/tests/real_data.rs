@@ -45,10 +45,7 @@ async fn lfw_faces_one_enrollment_per_identity() {
             probes.push(i);
         }
     }
-    let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
-    while let Some(a) = acks.message().await.unwrap() {
-        assert!(a.errors.is_empty());
-    }
+    enroll_all(&mut c, reqs).await;
     assert_eq!(total(&mut c).await, 353);
     let (mut rank1, mut genuine_accepted) = (0usize, 0usize);
     for &p in &probes {

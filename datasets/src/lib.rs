@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod files;
 pub mod fingerprint;
 pub mod iris;
 pub mod metrics;
@@ -15,6 +16,7 @@ mod synthetic;
 mod vectors;
 
 pub use error::DatasetError;
+pub use files::read_dir_files;
 pub use fingerprint::{ImpressionNoise, SyntheticFingerprints, SyntheticMinutia};
 pub use iris::{PackedIris, SyntheticIris, conformance_pairs};
 pub use npy::{Matrix, read_npy, write_npy};

@@ -181,8 +181,7 @@ impl IrisTemplate {
 /// A stored row's bytes.
 pub fn row_bytes(row: &[f32]) -> &[u8] {
     assert_eq!(row.len() * 4, IRIS_TEMPLATE_BYTES, "iris row has the wrong length");
-    // SAFETY: f32 and u8 have no invalid bit patterns; the length is exact.
-    unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), row.len() * 4) }
+    crate::row_as_bytes(row)
 }
 
 /// Words of a stored iris row.

@@ -18,6 +18,13 @@ pub use error::MatcherError;
 pub use iris::{IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate};
 pub use modality::Modality;
 
+/// The bytes of a stored gallery row (rows are f32 words in the index, but
+/// iris and fingerprint rows are bit-packed data read in place).
+pub(crate) fn row_as_bytes(row: &[f32]) -> &[u8] {
+    // SAFETY: f32 and u8 have no invalid bit patterns; the length is exact.
+    unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), std::mem::size_of_val(row)) }
+}
+
 /// The verification rule for similarity scores: a match when
 /// `score >= threshold`. Ties accept, as in pyeer and bob.measure.
 pub fn is_match(score: f32, threshold: f32) -> bool {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use biomatch_datasets::metrics::VerificationStats;
+use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerRecord, FingerTemplate, FingerprintMatcher};
 
 fn fingerprint_sets() -> PathBuf {
@@ -23,18 +24,7 @@ fn fingerprint_sets() -> PathBuf {
 }
 
 fn read_dir(dir: PathBuf) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            (
-                p.file_stem().unwrap().to_str().unwrap().to_string(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
+    read_dir_files(&dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::path::PathBuf;
 
+use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerRecord, FingerTemplate};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -31,12 +32,8 @@ fn seeds() -> Vec<Vec<u8>> {
         "fvc2002_db2_b/templates_secugen",
         "nbis_samples/templates",
     ] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
-            .unwrap_or_else(|e| panic!("{}: {e}", root.join(dir).display()))
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        out.extend(files.iter().take(5).map(|f| std::fs::read(f).unwrap()));
+        let files = read_dir_files(&root.join(dir)).unwrap_or_else(|e| panic!("{e}"));
+        out.extend(files.into_iter().take(5).map(|(_, bytes)| bytes));
     }
     out
 }

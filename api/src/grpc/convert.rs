@@ -119,11 +119,8 @@ pub fn record(v: RecordView, iris_version: &str) -> Result<pb::Record, ServiceEr
                 })
             }
             Modality::Fingerprint => {
-                let stored = FingerprintTemplate::from_row(&values)
-                    .map_err(|e| ServiceError::DataLoss(format!("record {:?}: {e}", m.record_id)))?;
-                let iso = stored
-                    .record()
-                    .to_iso()
+                let iso = FingerprintTemplate::from_row(&values)
+                    .and_then(|t| t.record().to_iso())
                     .map_err(|e| ServiceError::DataLoss(format!("record {:?}: {e}", m.record_id)))?;
                 pb::template::Kind::Fingerprint(pb::FingerprintTemplate { iso_19794_2: iso })
             }

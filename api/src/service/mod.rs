@@ -133,7 +133,7 @@ impl MatchService {
             Template::Iris(t) => Scoring::Iris(self.iris.clone(), self.iris.prepare(&t)),
             Template::Fingerprint(r) => {
                 let prepared = self.pool.run(move |_| FingerprintTemplate::from_record(r)).await??;
-                Scoring::Fingerprint(self.fingerprint, prepared.prepared().clone())
+                Scoring::Fingerprint(self.fingerprint, prepared.into_prepared())
             }
         })
     }
@@ -614,12 +614,7 @@ impl MatchService {
     /// Accepts a parsed fingerprint record of exactly one finger view; its
     /// cylinders are built later, on the pool.
     pub fn fingerprint_template(&self, r: FingerRecord) -> Result<Template> {
-        if r.views.len() != 1 {
-            return Err(ServiceError::InvalidArgument(format!(
-                "the fingerprint record holds {} finger views; send one view per template (one record per finger)",
-                r.views.len()
-            )));
-        }
+        FingerprintTemplate::check_single_view(&r)?;
         Ok(Template::Fingerprint(r))
     }
 

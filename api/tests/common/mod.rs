@@ -148,6 +148,18 @@ pub fn unit(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| (*x as f64 / n) as f32).collect()
 }
 
+/// Streams `reqs` through EnrollStream, asserts that no record was refused
+/// and returns how many were acknowledged.
+pub async fn enroll_all(c: &mut MatcherClient<Channel>, reqs: Vec<pb::EnrollRequest>) -> usize {
+    let mut acks = c.enroll_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
+    let mut acked = 0;
+    while let Some(a) = acks.message().await.unwrap() {
+        assert!(a.errors.is_empty(), "{:?}", a.errors);
+        acked += a.record_ids.len();
+    }
+    acked
+}
+
 /// Total live records per the server.
 pub async fn total(c: &mut MatcherClient<Channel>) -> u64 {
     c.gallery_stats(pb::GalleryStatsRequest {})

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use biomatch_datasets::metrics::VerificationStats;
+use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerTemplate, FingerprintMatcher};
 use clap::Parser;
 use rayon::prelude::*;
@@ -26,14 +27,8 @@ struct Args {
 
 fn run_set(dir: &Path) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let mut templates: HashMap<String, FingerTemplate> = HashMap::new();
-    for e in std::fs::read_dir(dir.join("templates"))? {
-        let p = e?.path();
-        let stem = p
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .ok_or("bad file name")?
-            .to_string();
-        templates.insert(stem, FingerTemplate::from_iso(&std::fs::read(&p)?)?);
+    for (stem, bytes) in read_dir_files(&dir.join("templates"))? {
+        templates.insert(stem, FingerTemplate::from_iso(&bytes)?);
     }
     let csv = std::fs::read_to_string(dir.join("scores_bozorth3.csv"))?;
     let rows: Vec<(String, String, f64, bool)> = csv

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerTemplate, FingerprintMatcher};
 use clap::Parser;
 use rayon::prelude::*;
@@ -28,14 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let mut items: Vec<(String, FingerTemplate)> = Vec::new();
     for set in a.sets.split(',').map(str::trim) {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(a.root.join(set).join("templates"))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        files.sort();
-        for f in files {
-            let stem = f.file_stem().and_then(|s| s.to_str()).ok_or("bad file name")?;
-            let finger = format!("{set}/{}", stem.split('_').next().unwrap_or(stem));
-            items.push((finger, FingerTemplate::from_iso(&std::fs::read(&f)?)?));
+        for (stem, bytes) in read_dir_files(&a.root.join(set).join("templates"))? {
+            let finger = format!("{set}/{}", stem.split('_').next().unwrap_or(&stem));
+            items.push((finger, FingerTemplate::from_iso(&bytes)?));
         }
     }
     let m = FingerprintMatcher::default();

@@ -3,9 +3,10 @@
 //! prepared probe against a prepared gallery, on 1 and 2 threads. Prints
 //! one JSON line per measurement.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
+use biomatch_datasets::read_dir_files;
 use biomatch_kernels::iris::IrisIsa;
 use biomatch_matcher::fingerprint::{FingerTemplate, FingerprintMatcher};
 use clap::Parser;
@@ -33,13 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let mut isos = Vec::new();
     for d in a.dirs.split(',') {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(d)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        files.sort();
-        for f in files {
-            isos.push(std::fs::read(f)?);
-        }
+        isos.extend(read_dir_files(Path::new(d))?.into_iter().map(|(_, bytes)| bytes));
     }
     let prepared: Vec<FingerTemplate> = isos
         .iter()

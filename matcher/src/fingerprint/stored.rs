@@ -28,7 +28,7 @@ use biomatch_kernels::cylinder::{CYLINDER_BYTES, CylinderCode};
 
 use super::iso::{FingerRecord, FingerView, Minutia, MinutiaKind};
 use super::matcher::{FingerTemplate, MAX_CYLINDERS};
-use crate::MatcherError;
+use crate::{MatcherError, row_as_bytes};
 
 const MAGIC: &[u8; 4] = b"BMF1";
 const HEADER: usize = 64;
@@ -59,14 +59,22 @@ impl FingerprintTemplate {
         FingerprintTemplate::from_record(record)
     }
 
-    /// Prepares a parsed record (see [`FingerprintTemplate::from_iso`]).
-    pub fn from_record(mut record: FingerRecord) -> Result<FingerprintTemplate, MatcherError> {
+    /// Fails unless the record holds exactly one finger view: a template is
+    /// one finger. Cheap, so adapters can refuse a request before any
+    /// preparation; [`FingerprintTemplate::from_record`] checks it too.
+    pub fn check_single_view(record: &FingerRecord) -> Result<(), MatcherError> {
         if record.views.len() != 1 {
             return Err(MatcherError::Fingerprint(format!(
                 "the record holds {} finger views; send one view per template (one record per finger)",
                 record.views.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Prepares a parsed record (see [`FingerprintTemplate::from_iso`]).
+    pub fn from_record(mut record: FingerRecord) -> Result<FingerprintTemplate, MatcherError> {
+        FingerprintTemplate::check_single_view(&record)?;
         record.views[0].extended.clear();
         let prepared = FingerTemplate::from_view(&record, &record.views[0]);
         if prepared.is_empty() {
@@ -86,6 +94,11 @@ impl FingerprintTemplate {
     /// The prepared template.
     pub fn prepared(&self) -> &FingerTemplate {
         &self.prepared
+    }
+
+    /// The prepared template, without the record.
+    pub fn into_prepared(self) -> FingerTemplate {
+        self.prepared
     }
 
     /// The gallery row.
@@ -126,7 +139,7 @@ impl FingerprintTemplate {
     /// Reads a row written by [`FingerprintTemplate::to_row`] back.
     pub fn from_row(row: &[f32]) -> Result<FingerprintTemplate, MatcherError> {
         let codes = row_cylinders(row)?.into_owned();
-        let b = bytes(row);
+        let b = row_as_bytes(row);
         let h = |i: usize| u16::from_le_bytes([b[4 + 2 * i], b[5 + 2 * i]]);
         let n_min = usize::from(h(1));
         if n_min > MAX_MINUTIAE {
@@ -176,18 +189,13 @@ fn corrupt(what: String) -> MatcherError {
     MatcherError::Fingerprint(format!("stored fingerprint row is corrupt: {what}"))
 }
 
-fn bytes(row: &[f32]) -> &[u8] {
-    // SAFETY: f32 and u8 have no invalid bit patterns; the length is exact.
-    unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), std::mem::size_of_val(row)) }
-}
-
 /// The cylinders of a stored row, borrowed in place when the row is 64-byte
 /// aligned (rows of a memory-mapped segment), copied otherwise.
 pub fn row_cylinders(row: &[f32]) -> Result<Cow<'_, [CylinderCode]>, MatcherError> {
     if row.len() != FINGER_ROW_WORDS {
         return Err(corrupt(format!("{} words, {FINGER_ROW_WORDS} expected", row.len())));
     }
-    let b = bytes(row);
+    let b = row_as_bytes(row);
     if &b[..4] != MAGIC {
         return Err(corrupt("bad magic".into()));
     }
