@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use biomatch_datasets::{VectorRecord, read_dir_files, read_vectors};
+use biomatch_benches::accuracy::{self, AccuracyArgs};
+use biomatch_benches::load::{self, LoadArgs};
+use biomatch_datasets::{VectorRecord, read_dir_files, read_json_objects, read_vectors};
 use biomatch_proto::v1 as pb;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pb::matcher_client::MatcherClient;
@@ -44,27 +46,14 @@ pub enum Command {
 /// `bench` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// ISO/IEC 19795-1 verification metrics (EER, FMR100, FMR1000,
-    /// FMR10000, ZeroFMR, ZeroFNMR, d') from score files, computed by pyeer's
-    /// conventions. Prints JSON.
+    /// ISO/IEC 19795-1 accuracy: scores a labelled set with the real
+    /// matchers (or reads score files) and reports FMR/FNMR, EER, FMR100,
+    /// FMR1000, FMR10000, ZeroFMR, d' for 1:1 and CMC, FNIR at FPIR for 1:N;
+    /// with --out also the score files and DET and CMC plots. Prints JSON.
     Accuracy(AccuracyArgs),
-}
-
-/// `bench accuracy` arguments.
-#[derive(Args, Debug)]
-pub struct AccuracyArgs {
-    /// Genuine scores, one per line.
-    #[arg(long, requires = "impostor", conflicts_with = "scores")]
-    genuine: Option<PathBuf>,
-    /// Impostor scores, one per line.
-    #[arg(long)]
-    impostor: Option<PathBuf>,
-    /// CSV with the columns probe,gallery,score,genuine (genuine = 1 or 0).
-    #[arg(long, required_unless_present = "genuine")]
-    scores: Option<PathBuf>,
-    /// Scores are distances (lower = more alike); they are negated.
-    #[arg(long)]
-    dissimilarity: bool,
+    /// Drives a running server over gRPC with a verify/identify/enroll mix
+    /// and reports throughput and latency percentiles. Prints JSON.
+    Load(LoadArgs),
 }
 
 /// `serve` flags; each overrides the config file and environment.
@@ -207,18 +196,6 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-fn embedding(m: CliModality, v: &[f32]) -> pb::Template {
-    pb::Template {
-        modality: m.pb() as i32,
-        kind: Some(pb::template::Kind::Embedding(pb::Embedding {
-            values: Some(pb::embedding::Values::F32Le(
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )),
-        })),
-        quality: 0.0,
-    }
-}
-
 fn emit(v: serde_json::Value) -> CliResult {
     writeln!(std::io::stdout().lock(), "{v}")?;
     Ok(())
@@ -244,20 +221,7 @@ struct Item {
 /// Reads the templates of `--input` for `--modality`.
 fn load(a: &VectorArgs) -> Result<Vec<Item>, Box<dyn std::error::Error>> {
     let items: Vec<Item> = match a.modality {
-        CliModality::Iris => {
-            let text = std::fs::read_to_string(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
-            let objects = match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(serde_json::Value::Array(items)) => items,
-                Ok(obj @ serde_json::Value::Object(_)) => vec![obj],
-                _ => text
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(serde_json::from_str)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("{}: not open-iris template JSON: {e}", a.input.display()))?,
-            };
-            objects.into_iter().map(iris_item).collect()
-        }
+        CliModality::Iris => read_json_objects(&a.input)?.into_iter().map(iris_item).collect(),
         CliModality::Fingerprint => fingerprint_items(&a.input)?,
         m => read_vectors(&a.input)?
             .into_iter()
@@ -265,7 +229,7 @@ fn load(a: &VectorArgs) -> Result<Vec<Item>, Box<dyn std::error::Error>> {
                 subject_id: v.subject_id,
                 record_id: v.record_id,
                 metadata: v.metadata.into_iter().collect(),
-                template: embedding(m, &v.vector),
+                template: pb::Template::embedding(m.pb(), &v.vector),
             })
             .collect(),
     };
@@ -406,7 +370,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
                 .into_inner();
             emit(json!({"deleted": r.deleted, "record_ids": r.record_ids}))
         }
-        Command::Bench(BenchCommand::Accuracy(a)) => accuracy(a),
+        Command::Bench(b) => bench(b).await,
         Command::Stats(a) => {
             let mut c = connect(&a).await?;
             let r = c.gallery_stats(pb::GalleryStatsRequest {}).await?.into_inner();
@@ -466,58 +430,10 @@ async fn enroll(a: EnrollArgs) -> CliResult {
     }
 }
 
-/// Reads one score per non-empty line.
-fn read_scores(path: &PathBuf) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            l.trim()
-                .parse::<f64>()
-                .map_err(|e| format!("{}:{}: {l:?} is not a score: {e}", path.display(), i + 1).into())
-        })
-        .collect()
-}
-
-/// Reads a probe,gallery,score,genuine CSV into (genuine, impostor).
-fn read_score_csv(path: &PathBuf) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or_else(|| format!("{}: no {name:?} column", path.display()))
+async fn bench(cmd: BenchCommand) -> CliResult {
+    let report = match cmd {
+        BenchCommand::Accuracy(a) => tokio::task::spawn_blocking(move || accuracy::run(&a)).await??,
+        BenchCommand::Load(a) => load::run(&a).await?,
     };
-    let (sc, gc) = (col("score")?, col("genuine")?);
-    let (mut g, mut i) = (Vec::new(), Vec::new());
-    for (n, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let f: Vec<&str> = l.split(',').collect();
-        let bad = || format!("{}:{}: malformed row {l:?}", path.display(), n + 2);
-        let score: f64 = f.get(sc).and_then(|v| v.trim().parse().ok()).ok_or_else(bad)?;
-        match f.get(gc).map(|v| v.trim()) {
-            Some("1") => g.push(score),
-            Some("0") => i.push(score),
-            _ => return Err(bad().into()),
-        }
-    }
-    Ok((g, i))
-}
-
-fn accuracy(a: AccuracyArgs) -> CliResult {
-    let (mut g, mut i) = match (&a.genuine, &a.impostor, &a.scores) {
-        (Some(g), Some(i), _) => (read_scores(g)?, read_scores(i)?),
-        (_, _, Some(csv)) => read_score_csv(csv)?,
-        _ => unreachable!("clap requires genuine+impostor or scores"),
-    };
-    if g.is_empty() || i.is_empty() {
-        return Err("need at least one genuine and one impostor score".into());
-    }
-    if a.dissimilarity {
-        g.iter_mut().chain(i.iter_mut()).for_each(|s| *s = -*s);
-    }
-    let stats = biomatch_datasets::metrics::VerificationStats::new(&g, &i);
-    emit(serde_json::to_value(stats)?)
+    emit(report)
 }

@@ -17,6 +17,8 @@ use crate::error::ServiceError;
 #[derive(Clone)]
 pub struct SearchPool {
     pool: Arc<rayon::ThreadPool>,
+    /// Admits one gallery scan at a time, first come first served.
+    scans: Arc<tokio::sync::Semaphore>,
 }
 
 /// Raises the flag when the waiting request is dropped before completion.
@@ -38,12 +40,35 @@ impl SearchPool {
             .thread_name(|i| format!("biomatch-search-{i}"))
             .build()
             .expect("failed to start the search thread pool");
-        SearchPool { pool: Arc::new(pool) }
+        SearchPool {
+            pool: Arc::new(pool),
+            scans: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
     }
 
     /// Number of worker threads.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    /// [`run`](Self::run) for a job that scans a gallery with the whole
+    /// pool. Scans are admitted one at a time, in arrival order: a rayon
+    /// worker that waits inside one scan's join would otherwise pick up the
+    /// next queued scan and finish it first, so under load the earlier
+    /// request waits for a stack of later ones (a latency tail of seconds
+    /// measured with `biomatch bench load`). Small jobs (verify, template
+    /// preparation) are not gated.
+    pub async fn run_scan<T, F>(&self, job: F) -> Result<T, ServiceError>
+    where
+        F: FnOnce(&AtomicBool) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _turn = self
+            .scans
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::Internal("search pool closed".into()))?;
+        self.run(job).await
     }
 
     /// Runs `job` on the pool and waits for it without blocking the async
@@ -96,6 +121,39 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("job never saw the cancellation");
+    }
+
+    #[tokio::test]
+    async fn scans_run_one_at_a_time() {
+        let pool = SearchPool::new(2);
+        let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let jobs = (0..4).map(|_| {
+            let (active, most) = (active.clone(), most.clone());
+            pool.run_scan(move |_| {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                active.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        for r in futures::future::join_all(jobs).await {
+            r.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        // Plain jobs are not gated: two overlap on two threads.
+        let (a, b) = (active.clone(), most.clone());
+        most.store(0, Ordering::SeqCst);
+        let job = move |_: &AtomicBool| {
+            let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+            b.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            a.fetch_sub(1, Ordering::SeqCst);
+        };
+        let (r1, r2) = tokio::join!(pool.run(job.clone()), pool.run(job));
+        r1.unwrap();
+        r2.unwrap();
+        assert_eq!(most.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

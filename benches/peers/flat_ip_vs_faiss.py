@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Exact 1:N inner-product search: biomatch vs faiss-cpu IndexFlatIP.
+"""Exact 1:N inner-product search: biomatch vs faiss-cpu IndexFlatIP and
+hnswlib's brute-force BFIndex.
 
 Same data (written once as .npy), same thread count, same run. For each
 thread count it times single-probe searches (median over the probes) and one
-batch of 32, checks that both engines return the same top-k, and prints the
+batch of 32, checks that the engines return the same top-k, and prints the
 ratios. Also prints biomatch's scan bandwidth as a share of the machine's
 copy bandwidth (STREAM-style: bytes read + written per second).
 
@@ -47,6 +48,33 @@ def faiss_times(xb, xq, k, threads, batch):
         bt.append(time.perf_counter() - t)
     bt.sort()
     return {"single_median_s": single[len(single) // 2], "batch_median_s": bt[1], "top_ids": ids, "faiss": faiss.__version__}
+
+
+def hnswlib_times(xb, xq, k, threads, batch):
+    """hnswlib.BFIndex: exact search, the peer for an exact scan (its HNSW
+    graph index is the peer of issue 5's ANN index, not of this)."""
+    try:
+        import hnswlib
+    except ImportError:
+        return None
+    index = hnswlib.BFIndex(space="ip", dim=xb.shape[1])
+    index.init_index(max_elements=len(xb))
+    index.add_items(xb)
+    index.knn_query(xq[:1], k=k, num_threads=threads)
+    single, ids = [], []
+    for i in range(len(xq)):
+        t = time.perf_counter()
+        labels, _ = index.knn_query(xq[i : i + 1], k=k, num_threads=threads)
+        single.append(time.perf_counter() - t)
+        ids.append(labels[0].tolist())
+    single.sort()
+    bt = []
+    for _ in range(3):
+        t = time.perf_counter()
+        index.knn_query(xq[:batch], k=k, num_threads=threads)
+        bt.append(time.perf_counter() - t)
+    bt.sort()
+    return {"single_median_s": single[len(single) // 2], "batch_median_s": bt[1], "top_ids": ids}
 
 
 def cpu_flags():
@@ -109,6 +137,14 @@ def main():
                 "isa": bm["isa"],
                 "faiss_version": fs["faiss"],
             }
+            hs = hnswlib_times(xb, xq, a.k, threads, a.batch)
+            if hs is not None:
+                row["hnswlib_bf_single_ms"] = hs["single_median_s"] * 1e3
+                row["single_speedup_vs_hnswlib_bf"] = hs["single_median_s"] / bm["single_median_s"]
+                row["hnswlib_bf_batch_ms"] = hs["batch_median_s"] * 1e3
+                row["batch_speedup_vs_hnswlib_bf"] = hs["batch_median_s"] / bm["batch_median_s"]
+                row["identical_topk_share_hnswlib_bf"] = sum(
+                    sorted(b) == sorted(h) for b, h in zip(bm["top_ids"], hs["top_ids"])) / len(hs["top_ids"])
             results.append(row)
             print(json.dumps(row))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +154,10 @@ def main():
         print(f"{r['threads']:>7} {r['biomatch_single_ms']:>10.2f} / {r['faiss_single_ms']:<9.2f} {r['single_speedup_vs_faiss']:>6.2f} "
               f"{r['biomatch_batch_ms']:>11.1f} / {r['faiss_batch_ms']:<10.1f} {r['batch_speedup_vs_faiss']:>6.2f} "
               f"{r['biomatch_scan_gbps']:>9.2f} {r['copy_gbps']:>9.2f} {r['scan_share_of_copy_bw']:>6.2f} {r['identical_topk_share']:>10.2f}")
+        if "hnswlib_bf_single_ms" in r:
+            print(f"{'':>7} hnswlib BFIndex: single {r['hnswlib_bf_single_ms']:.2f} ms (x{r['single_speedup_vs_hnswlib_bf']:.2f}), "
+                  f"batch32 {r['hnswlib_bf_batch_ms']:.1f} ms (x{r['batch_speedup_vs_hnswlib_bf']:.2f}), "
+                  f"same top-k {r['identical_topk_share_hnswlib_bf']:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,44 @@
-//! Shared helpers of the benchmarks and the peer-comparison harness.
+//! The benchmark harness behind `biomatch bench`, and the helpers the
+//! criterion benches and the figure binaries share.
+//!
+//! - [`accuracy`]: ISO/IEC 19795-1 error rates of a labelled set scored by
+//!   the real matchers (or of score files), with DET and CMC plots.
+//! - [`load`]: a gRPC load generator against a running server, latency
+//!   percentiles from an HDR histogram.
 
 #![warn(missing_docs)]
+
+pub mod accuracy;
+mod error;
+pub mod load;
+pub mod plot;
+pub mod scores;
+pub mod templates;
+
+pub use error::BenchError;
+
+/// The machine a figure was measured on: CPU model, logical CPUs and the
+/// SIMD flags that decide which kernels run (Linux `/proc/cpuinfo`).
+pub fn machine() -> serde_json::Value {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let simd: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| f.starts_with("avx") || f.starts_with("amx") || matches!(*f, "fma" | "popcnt" | "bmi2" | "sse4_2"))
+        .collect();
+    serde_json::json!({
+        "cpu": field("model name"),
+        "logical_cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "simd_flags": simd,
+        "kernel_isa": biomatch_kernels::Isa::active().name(),
+    })
+}
 
 /// Fast deterministic unit vectors for benchmark galleries (xorshift, not
 /// Gaussian: for throughput only the bytes matter, not the distribution).

@@ -61,6 +61,21 @@ impl Roc {
         (self.fmr[idx], self.thresholds[idx])
     }
 
+    /// (FMR, FNMR) pairs for a DET plot: at most `max` points taken evenly
+    /// over the thresholds, the first and last always kept.
+    pub fn det_points(&self, max: usize) -> Vec<(f64, f64)> {
+        let n = self.thresholds.len();
+        if n == 0 || max == 0 {
+            return Vec::new();
+        }
+        let step = n.div_ceil(max.max(2) - 1).max(1);
+        let mut idx: Vec<usize> = (0..n).step_by(step).collect();
+        if idx.last() != Some(&(n - 1)) {
+            idx.push(n - 1);
+        }
+        idx.into_iter().map(|k| (self.fmr[k], self.fnmr[k])).collect()
+    }
+
     /// Equal error rate by the FVC2000 convention, as pyeer's
     /// `get_eer_values`: `(eer, eer_low, eer_high, threshold)`. Where the
     /// curves never cross, `(1, 1, 1, first threshold)`.
@@ -220,6 +235,10 @@ mod tests {
         let never = VerificationStats::new(&[0.1], &[0.9]);
         assert!(never.eer >= 0.5);
         assert!(d_prime(&g, &i) > 2.0);
+        let roc = Roc::new(&g, &i);
+        assert_eq!(roc.det_points(100).len(), roc.thresholds.len());
+        let few = roc.det_points(3);
+        assert!(few.len() <= 4 && few[0] == (1.0, 0.0) && *few.last().unwrap() == (0.0, 0.75));
         let mated = [Some(0.9), Some(0.45), None, Some(0.8)];
         let non = [0.1, 0.2, 0.5, 0.3];
         let (fnir, t, fpir) = fnir_at_fpir(&mated, &non, 0.0);

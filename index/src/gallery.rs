@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use biomatch_kernels::{ChunkScorer, Kernels, Metric, ScanParams, TopK, scan_topk_by};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
 use crate::error::{IndexError, Result, io_err};
@@ -26,6 +26,7 @@ use crate::manifest::{Manifest, SegmentEntry};
 use crate::record::RecordMeta;
 use crate::segment::Segment;
 use crate::state::{Loc, SegSlot, State};
+use crate::state_lock::StateLock;
 use crate::wal::{Wal, WalEntry, WalEntryRef};
 
 const MANIFEST: &str = "MANIFEST";
@@ -126,7 +127,7 @@ pub struct Gallery {
     opts: GalleryOptions,
     kernels: Kernels,
     writer: Mutex<Writer>,
-    state: RwLock<State>,
+    state: StateLock,
 }
 
 impl Gallery {
@@ -188,7 +189,7 @@ impl Gallery {
             opts,
             kernels: Kernels::active(),
             writer: Mutex::new(Writer { wal, manifest }),
-            state: RwLock::new(state),
+            state: StateLock::new(state),
         })
     }
 

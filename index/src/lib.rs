@@ -25,6 +25,7 @@ mod manifest;
 mod record;
 mod segment;
 mod state;
+mod state_lock;
 mod wal;
 
 pub use catalog::{Catalog, Entry};

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use biomatch_index::{Catalog, Entry, Gallery, GalleryOptions, IndexError, NewRecord, RecordMeta, Search};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -273,4 +276,68 @@ fn catalog_quarantines_a_corrupt_gallery_and_locks_the_directory() {
         Entry::Broken(_)
     ));
     assert_eq!(cat.get("voice-24").unwrap().unwrap().stats().records, 10);
+}
+
+/// A scorer that, on its first call (inside the scan, read guard held),
+/// waits until an insert is queued for the write lock and then reads the
+/// same gallery, as a verify job run by a rayon worker inside a scan does.
+struct NestedReader {
+    gallery: Arc<Gallery>,
+    writer_queued: Arc<Barrier>,
+    nested_read_done: AtomicBool,
+}
+
+impl biomatch_index::RowScorer for NestedReader {
+    fn score_rows(&self, rows: &[f32], out: &mut [f32], _bound: f32) {
+        if !self.nested_read_done.swap(true, Ordering::SeqCst) {
+            self.writer_queued.wait();
+            // Give the writer time to park on the lock.
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(!self.gallery.subject_records("s0").is_empty());
+        }
+        for (o, r) in out.iter_mut().zip(rows.chunks(self.gallery.dim())) {
+            *o = r[0];
+        }
+    }
+}
+
+#[test]
+fn a_read_inside_a_scan_does_not_deadlock_with_a_queued_insert() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Arc::new(Gallery::create(dir.path(), "g", DIM, opts()).unwrap());
+    fill(&g, 200, 5);
+    let barrier = Arc::new(Barrier::new(2));
+    let scorer = NestedReader {
+        gallery: g.clone(),
+        writer_queued: barrier.clone(),
+        nested_read_done: AtomicBool::new(false),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let searcher = {
+        let g = g.clone();
+        std::thread::spawn(move || {
+            let search = Search {
+                k: 3,
+                min_score: f32::NEG_INFINITY,
+                filter: None,
+                cancel: None,
+            };
+            let _ = tx.send(g.search_by(&scorer, &search).map(|h| h.len()));
+        })
+    };
+    let inserter = {
+        let g = g.clone();
+        std::thread::spawn(move || {
+            barrier.wait();
+            g.insert(vec![rec(900, vec![0.2f32; DIM])]).remove(0)
+        })
+    };
+    // Before the fix this timed out: the nested read waited for the queued
+    // insert, which waited for the scan's guard. (The stuck threads are
+    // left behind; the test fails instead of hanging.)
+    let hits = rx.recv_timeout(Duration::from_secs(20)).expect("scan deadlocked");
+    assert_eq!(hits.unwrap(), 3);
+    searcher.join().unwrap();
+    inserter.join().unwrap().unwrap();
+    assert!(g.contains("r00900"));
 }

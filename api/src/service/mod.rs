@@ -427,7 +427,7 @@ impl MatchService {
         let gallery = g.clone();
         let candidates = self
             .pool
-            .run(move |cancel| -> Result<Vec<Candidate>, biomatch_index::IndexError> {
+            .run_scan(move |cancel| -> Result<Vec<Candidate>, biomatch_index::IndexError> {
                 let opts = Search {
                     k: top_k,
                     min_score,

@@ -103,15 +103,7 @@ pub fn shared() -> PathBuf {
 
 /// An embedding template from f32 values.
 pub fn emb(modality: pb::Modality, v: &[f32]) -> pb::Template {
-    pb::Template {
-        modality: modality as i32,
-        kind: Some(pb::template::Kind::Embedding(pb::Embedding {
-            values: Some(pb::embedding::Values::F32Le(
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )),
-        })),
-        quality: 0.0,
-    }
+    pb::Template::embedding(modality, v)
 }
 
 /// A face template.

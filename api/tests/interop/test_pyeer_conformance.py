@@ -30,7 +30,7 @@ def test_biomatch_equals_pyeer(exp):
     ref = get_eer_stats(np.loadtxt(gen), np.loadtxt(imp))
     out = subprocess.run([BIN, "bench", "accuracy", "--genuine", str(gen), "--impostor", str(imp)],
                          check=True, capture_output=True, text=True).stdout
-    got = json.loads(out)
+    got = json.loads(out)["verification"]
     pairs = {
         "eer": ref.eer, "eer_low": ref.eer_low, "eer_high": ref.eer_high,
         "fmr100": ref.fmr100, "fmr1000": ref.fmr1000, "zero_fmr": ref.fmr0, "zero_fnmr": ref.fnmr0,
