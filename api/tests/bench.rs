@@ -99,8 +99,15 @@ fn accuracy_on_fvc_and_voice_and_score_files_agree() {
         "fingerprint",
         "--input",
         fvc.to_str().unwrap(),
+        "--threshold",
+        "0.03",
     ]);
     assert!(ok, "{err}");
+    // At the service's default threshold no FVC impostor matches (the
+    // fingerprint section's calibration).
+    let at = &r["verification"]["at_thresholds"][0];
+    assert_eq!((at["threshold"].as_f64(), at["fmr"].as_f64()), (Some(0.03), Some(0.0)));
+    assert!(at["fnmr"].as_f64().unwrap() < 0.15, "{at}");
     // 10 fingers x 8 impressions: C(8,2) x 10 genuine pairs.
     assert_eq!(r["verification"]["genuine"].as_u64(), Some(280));
     assert!(r["verification"]["eer"].as_f64().unwrap() < 0.04);

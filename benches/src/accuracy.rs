@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use biomatch_datasets::identification::{IdentificationStats, SearchOutcome, fpir_fnir_curve};
-use biomatch_datasets::metrics::{Roc, VerificationStats};
+use biomatch_datasets::metrics::{Roc, VerificationStats, fmr_fnmr, sorted};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -45,6 +45,9 @@ pub struct AccuracyArgs {
     /// Templates to score with the real matchers.
     #[command(flatten)]
     pub set: SetArgs,
+    /// Also report FMR and FNMR at this decision threshold (repeatable).
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<f64>,
     /// Most impostor pairs to score; above it they are sampled.
     #[arg(long, default_value_t = 5_000_000)]
     pub max_impostors: usize,
@@ -119,6 +122,18 @@ pub fn run(a: &AccuracyArgs) -> Result<serde_json::Value, BenchError> {
     }
     let stats = VerificationStats::new(&genuine, &impostor);
     report["verification"] = serde_json::to_value(&stats).expect("plain numbers");
+    if !a.thresholds.is_empty() {
+        let (g, i) = (sorted(&genuine), sorted(&impostor));
+        let at: Vec<_> = a
+            .thresholds
+            .iter()
+            .map(|&t| {
+                let (fmr, fnmr) = fmr_fnmr(&g, &i, t);
+                json!({"threshold": t, "fmr": fmr, "fnmr": fnmr})
+            })
+            .collect();
+        report["verification"]["at_thresholds"] = json!(at);
+    }
     if let Some((stats, _, _)) = &ident {
         report["identification"] = serde_json::to_value(stats).expect("plain numbers");
     }
