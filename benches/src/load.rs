@@ -472,7 +472,8 @@ async fn open_loop(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Tally>();
     let mut rng = StdRng::seed_from_u64(a.seed);
     let start = Instant::now();
-    let mut dropped = 0u64;
+    // Requests refused by the in-flight cap, by operation.
+    let mut overflow = Tally::default();
     let mut k = 0u64;
     loop {
         let due = start + interval.mul_f64(k as f64);
@@ -486,7 +487,7 @@ async fn open_loop(
             // count the request as failed rather than wait (which would
             // hide the stall).
             if due >= from {
-                dropped += 1;
+                overflow.record(op, Duration::ZERO, Err("ClientOverload".into()));
             }
             k += 1;
             continue;
@@ -512,13 +513,7 @@ async fn open_loop(
     while let Some(t) = rx.recv().await {
         all.merge(t);
     }
-    if dropped > 0 {
-        *all.errors
-            .entry(Op::Verify)
-            .or_default()
-            .entry("ClientOverload".into())
-            .or_default() += dropped;
-    }
+    all.merge(overflow);
     all
 }
 
