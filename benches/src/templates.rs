@@ -188,6 +188,17 @@ fn embeddings(rows: Vec<Vec<f32>>, source: &str) -> Result<Templates, BenchError
 }
 
 fn from_files(modality: BenchModality, path: &Path, a: &SetArgs) -> Result<LabelledSet, BenchError> {
+    if modality == BenchModality::Iris || modality == BenchModality::Fingerprint {
+        for flag in [("--labels", a.labels.is_some()), ("--dim", a.dim.is_some())] {
+            if flag.1 {
+                return Err(BenchError::Usage(format!(
+                    "{} does not apply to {}",
+                    flag.0,
+                    modality.name()
+                )));
+            }
+        }
+    }
     let source = path.display().to_string();
     let unlabelled = |i: usize| {
         BenchError::Input(format!(
@@ -253,17 +264,6 @@ fn from_files(modality: BenchModality, path: &Path, a: &SetArgs) -> Result<Label
             (subjects, ids, Templates::Fingerprint(FingerprintMatcher::default(), t))
         }
     };
-    if modality == BenchModality::Iris || modality == BenchModality::Fingerprint {
-        for flag in [("--labels", a.labels.is_some()), ("--dim", a.dim.is_some())] {
-            if flag.1 {
-                return Err(BenchError::Usage(format!(
-                    "{} does not apply to {}",
-                    flag.0,
-                    modality.name()
-                )));
-            }
-        }
-    }
     Ok(LabelledSet {
         source,
         modality,
