@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["biomatch/v1/template.proto", "biomatch/v1/matcher.proto"];
+    let protos = [
+        "biomatch/v1/template.proto",
+        "biomatch/v1/matcher.proto",
+        "biomatch/v1/jobs.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -38,6 +38,9 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print gallery statistics.
     Stats(ClientArgs),
+    /// Batch enrollment jobs: import files on the server, follow, cancel.
+    #[command(subcommand)]
+    Job(crate::job_cli::JobCommand),
     /// Benchmarks and evaluations.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -371,6 +374,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
             emit(json!({"deleted": r.deleted, "record_ids": r.record_ids}))
         }
         Command::Bench(b) => bench(b).await,
+        Command::Job(j) => crate::job_cli::run(j).await,
         Command::Stats(a) => {
             let mut c = connect(&a).await?;
             let r = c.gallery_stats(pb::GalleryStatsRequest {}).await?.into_inner();

@@ -15,6 +15,10 @@ pub enum ServiceError {
     /// The record id is taken.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The system is not in a state to answer (for example a threshold by
+    /// FMR asked of a modality that was never calibrated).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The feature is not available (yet).
     #[error("{0}")]
     Unimplemented(String),
@@ -51,13 +55,41 @@ impl From<IndexError> for ServiceError {
     }
 }
 
+impl From<biomatch_enrollment::EnrollmentError> for ServiceError {
+    fn from(e: biomatch_enrollment::EnrollmentError) -> Self {
+        use biomatch_enrollment::EnrollmentError as E;
+        match e {
+            E::InvalidSpec(m) => ServiceError::InvalidArgument(m),
+            E::NotFound(_) => ServiceError::NotFound(e.to_string()),
+            E::AlreadyExists(m) => ServiceError::AlreadyExists(m),
+            E::Format { .. } => ServiceError::InvalidArgument(e.to_string()),
+            E::Io { .. } | E::Sink(_) => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl ServiceError {
+    /// The status name clients see (`INVALID_ARGUMENT`, ...), for reports.
+    pub fn code_name(&self) -> &'static str {
+        match self.code() {
+            tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+            tonic::Code::NotFound => "NOT_FOUND",
+            tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+            tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+            tonic::Code::Unimplemented => "UNIMPLEMENTED",
+            tonic::Code::DataLoss => "DATA_LOSS",
+            tonic::Code::Cancelled => "CANCELLED",
+            _ => "INTERNAL",
+        }
+    }
+
     /// The gRPC status code for this error.
     pub fn code(&self) -> tonic::Code {
         match self {
             ServiceError::InvalidArgument(_) => tonic::Code::InvalidArgument,
             ServiceError::NotFound(_) => tonic::Code::NotFound,
             ServiceError::AlreadyExists(_) => tonic::Code::AlreadyExists,
+            ServiceError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
             ServiceError::Unimplemented(_) => tonic::Code::Unimplemented,
             ServiceError::DataLoss(_) => tonic::Code::DataLoss,
             ServiceError::Cancelled => tonic::Code::Cancelled,

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod job_cli;
+pub mod jobs;
 pub mod pool;
 pub mod server;
 pub mod service;

@@ -3,15 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use biomatch_enrollment::JobManager;
 use biomatch_index::{Catalog, GalleryOptions};
 use biomatch_kernels::Isa;
+use biomatch_proto::v1::enrollment_jobs_server::EnrollmentJobsServer;
 use biomatch_proto::v1::matcher_server::MatcherServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::grpc::MatcherGrpc;
+use crate::grpc::{JobsGrpc, MatcherGrpc};
+use crate::jobs::ServiceSink;
 use crate::pool::SearchPool;
 use crate::service::MatchService;
 
@@ -35,6 +38,9 @@ pub enum ServeError {
     /// The matching settings are invalid.
     #[error("invalid matching configuration: {0}")]
     Config(crate::error::ServiceError),
+    /// The enrollment jobs could not be loaded.
+    #[error("cannot load enrollment jobs: {0}")]
+    Jobs(#[from] biomatch_enrollment::EnrollmentError),
     /// Reflection could not be set up.
     #[error("reflection setup failed: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -56,6 +62,12 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     let svc =
         Arc::new(MatchService::new(Arc::new(catalog), pool.clone(), cfg.matching.clone()).map_err(ServeError::Config)?);
 
+    // Jobs that were running when the server stopped resume here.
+    let jobs = JobManager::open(
+        &cfg.storage.data_dir.join("jobs"),
+        Arc::new(ServiceSink::new(svc.clone())),
+    )?;
+
     let listener = TcpListener::bind(cfg.server.grpc_addr)
         .await
         .map_err(|source| ServeError::Io {
@@ -69,6 +81,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<MatcherServer<MatcherGrpc>>().await;
+    health.set_serving::<EnrollmentJobsServer<JobsGrpc>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(biomatch_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -110,6 +123,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(matcher)
+        .add_service(EnrollmentJobsServer::new(JobsGrpc::new(jobs)))
         .serve_with_incoming_shutdown(incoming(listener), shutdown_signal())
         .await?;
     info!("biomatch stopped");

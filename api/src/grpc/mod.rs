@@ -1,7 +1,8 @@
 //! The gRPC adapter: validates and converts each request, calls the service
 //! layer once, converts the answer. No matching logic lives here.
 
-mod convert;
+pub(crate) mod convert;
+mod jobs;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use tracing::{Instrument, info_span};
 
 use crate::error::ServiceError;
 use crate::service::{EnrollInput, IdentifyInput, MatchService, RunningDecision, Target, VerifyInput};
+pub use jobs::{JobsGrpc, job_to_pb};
 
 /// Records gathered into one durable batch on EnrollStream at most.
 const STREAM_BATCH: usize = 512;

@@ -690,6 +690,7 @@ fn clone_err(e: &ServiceError) -> ServiceError {
         ServiceError::InvalidArgument(m) => ServiceError::InvalidArgument(m.clone()),
         ServiceError::NotFound(m) => ServiceError::NotFound(m.clone()),
         ServiceError::AlreadyExists(m) => ServiceError::AlreadyExists(m.clone()),
+        ServiceError::FailedPrecondition(m) => ServiceError::FailedPrecondition(m.clone()),
         ServiceError::Unimplemented(m) => ServiceError::Unimplemented(m.clone()),
         ServiceError::DataLoss(m) => ServiceError::DataLoss(m.clone()),
         ServiceError::Cancelled => ServiceError::Cancelled,
