@@ -54,24 +54,97 @@ pub fn convex_hull(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
 /// True when `q` lies inside the counter-clockwise `hull` or within `margin`
 /// of its boundary (the hull grown by `margin`).
 pub fn near_hull(hull: &[(f64, f64)], q: (f64, f64), margin: f64) -> bool {
-    let m2 = margin * margin;
-    match hull.len() {
-        0 => return false,
-        1 => return dist2(hull[0], q) <= m2,
-        _ => {}
+    GrownHull::new(hull, margin).contains(q)
+}
+
+/// A convex hull grown by a margin, prepared for many point queries: a
+/// cylinder asks about 256 cells per minutia, so the edges, their lengths
+/// and a bounding box are computed once per template.
+#[derive(Clone, Debug)]
+pub struct GrownHull {
+    /// Edges as (start, direction, squared length), counter-clockwise.
+    edges: Vec<((f64, f64), (f64, f64), f64)>,
+    /// The single hull point when the hull is one point.
+    point: Option<(f64, f64)>,
+    /// Bounding box of the hull grown by the margin: (min x, min y, max x, max y).
+    bbox: (f64, f64, f64, f64),
+    /// Whether the hull has an inside (three points or more).
+    has_inside: bool,
+    m2: f64,
+}
+
+impl GrownHull {
+    /// Prepares `hull` (counter-clockwise, as [`convex_hull`] returns it).
+    pub fn new(hull: &[(f64, f64)], margin: f64) -> GrownHull {
+        let n = hull.len();
+        let edges = if n >= 2 {
+            (0..n)
+                .map(|i| {
+                    let (a, b) = (hull[i], hull[(i + 1) % n]);
+                    let d = (b.0 - a.0, b.1 - a.1);
+                    (a, d, d.0 * d.0 + d.1 * d.1)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The slack keeps the box from refusing a point that rounding would
+        // put exactly on the grown boundary.
+        let grow = margin + 1e-9;
+        let bbox = hull.iter().fold(
+            (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
+            |b, p| (b.0.min(p.0 - grow), b.1.min(p.1 - grow), b.2.max(p.0 + grow), b.3.max(p.1 + grow)),
+        );
+        GrownHull {
+            edges,
+            point: (n == 1).then(|| hull[0]),
+            bbox,
+            has_inside: n >= 3,
+            m2: margin * margin,
+        }
     }
-    let edges = || (0..hull.len()).map(|i| (hull[i], hull[(i + 1) % hull.len()]));
-    let inside = hull.len() >= 3 && edges().all(|(a, b)| (b.0 - a.0) * (q.1 - a.1) - (b.1 - a.1) * (q.0 - a.0) >= 0.0);
-    inside || edges().any(|(a, b)| segment_dist2(a, b, q) <= m2)
+
+    /// How deep `q` lies inside the hull: its distance from the nearest edge
+    /// line, negative outside; minus infinity for a hull without an inside.
+    /// Every point within `depth + margin` of `q` is in the grown hull.
+    pub fn depth(&self, q: (f64, f64)) -> f64 {
+        if !self.has_inside {
+            return f64::NEG_INFINITY;
+        }
+        self.edges
+            .iter()
+            .filter(|e| e.2 > 0.0)
+            .map(|&(a, d, len2)| (d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0)) / len2.sqrt())
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// True when `q` is inside the hull or within the margin of it.
+    pub fn contains(&self, q: (f64, f64)) -> bool {
+        let (x0, y0, x1, y1) = self.bbox;
+        if !(q.0 >= x0 && q.0 <= x1 && q.1 >= y0 && q.1 <= y1) {
+            return false;
+        }
+        if let Some(p) = self.point {
+            return dist2(p, q) <= self.m2;
+        }
+        let inside = self.has_inside
+            && self
+                .edges
+                .iter()
+                .all(|&(a, d, _)| d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0) >= 0.0);
+        inside
+            || self
+                .edges
+                .iter()
+                .any(|&(a, d, len2)| segment_dist2(a, d, len2, q) <= self.m2)
+    }
 }
 
 fn dist2(a: (f64, f64), b: (f64, f64)) -> f64 {
     (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)
 }
 
-fn segment_dist2(a: (f64, f64), b: (f64, f64), q: (f64, f64)) -> f64 {
-    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-    let len2 = dx * dx + dy * dy;
+fn segment_dist2(a: (f64, f64), (dx, dy): (f64, f64), len2: f64, q: (f64, f64)) -> f64 {
     let t = if len2 == 0.0 {
         0.0
     } else {
