@@ -38,6 +38,9 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print gallery statistics.
     Stats(ClientArgs),
+    /// Fit a gallery's score calibration (so that decisions can be asked
+    /// for by false match rate) and print it.
+    Calibrate(CalibrateArgs),
     /// Batch enrollment jobs: import files on the server, follow, cancel.
     #[command(subcommand)]
     Job(crate::job_cli::JobCommand),
@@ -127,6 +130,28 @@ impl CliModality {
     }
 }
 
+/// `calibrate` arguments.
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The gallery's modality.
+    #[arg(long, value_enum)]
+    modality: CliModality,
+    /// Embedding dimension (needed when the modality has several galleries).
+    #[arg(long)]
+    dimension: Option<u32>,
+    /// Gallery records to sample (every pair of them is scored).
+    #[arg(long)]
+    max_records: Option<u32>,
+    /// Fit from these impostor scores instead (one number per line).
+    #[arg(long)]
+    impostor_scores: Option<PathBuf>,
+    /// Genuine scores to go with them (one number per line).
+    #[arg(long, requires = "impostor_scores")]
+    genuine_scores: Option<PathBuf>,
+}
+
 /// `enroll` arguments.
 #[derive(Args, Debug)]
 pub struct EnrollArgs {
@@ -155,8 +180,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     record: Option<String>,
     /// Decision threshold (modality default otherwise).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target_fmr")]
     threshold: Option<f32>,
+    /// Decide at this false match rate (the gallery must be calibrated).
+    #[arg(long)]
+    target_fmr: Option<f64>,
 }
 
 /// `identify` arguments.
@@ -168,8 +196,11 @@ pub struct IdentifyArgs {
     #[arg(long, default_value_t = 10)]
     top_k: u32,
     /// Minimum score.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target_fmr")]
     threshold: Option<f32>,
+    /// Only candidates whose score's false match rate is at most this.
+    #[arg(long)]
+    target_fmr: Option<f64>,
     /// Metadata filter `key=value`, repeatable.
     #[arg(long = "filter", value_parser = parse_kv)]
     filter: Vec<(String, String)>,
@@ -324,11 +355,12 @@ pub async fn run_client(cmd: Command) -> CliResult {
                         probe: Some(v.template),
                         target: Some(target),
                         threshold: a.threshold,
+                        target_fmr: a.target_fmr,
                     })
                     .await?
                     .into_inner();
                 let out = json!({"score": r.score, "match": r.r#match, "threshold": r.threshold,
-                                 "record_id": r.record_id, "compared": r.compared});
+                                 "record_id": r.record_id, "compared": r.compared, "fmr": r.fmr});
                 emit(with_iris(out, a.vectors.modality, r.distance, r.rotation))?;
             }
             Ok(())
@@ -341,6 +373,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
                         probe: Some(v.template),
                         top_k: a.top_k,
                         threshold: a.threshold,
+                        target_fmr: a.target_fmr,
                         metadata_filter: a.filter.iter().cloned().collect::<HashMap<_, _>>(),
                     })
                     .await?
@@ -349,7 +382,8 @@ pub async fn run_client(cmd: Command) -> CliResult {
                     .candidates
                     .iter()
                     .map(|c| {
-                        let o = json!({"rank": c.rank, "subject_id": c.subject_id, "record_id": c.record_id, "score": c.score});
+                        let o = json!({"rank": c.rank, "subject_id": c.subject_id, "record_id": c.record_id,
+                                       "score": c.score, "fmr": c.fmr});
                         with_iris(o, a.vectors.modality, c.distance, c.rotation)
                     })
                     .collect();
@@ -375,6 +409,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
         }
         Command::Bench(b) => bench(b).await,
         Command::Job(j) => crate::job_cli::run(j).await,
+        Command::Calibrate(a) => calibrate(a).await,
         Command::Stats(a) => {
             let mut c = connect(&a).await?;
             let r = c.gallery_stats(pb::GalleryStatsRequest {}).await?.into_inner();
@@ -390,6 +425,60 @@ pub async fn run_client(cmd: Command) -> CliResult {
             emit(json!({"total_records": r.total_records, "galleries": gs}))
         }
     }
+}
+
+/// Reads one score per line; blank lines and `#` comments are skipped.
+fn read_scores(path: &Path) -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| {
+            l.parse::<f32>()
+                .map_err(|e| format!("{} line {}: {l:?} is not a score: {e}", path.display(), i + 1).into())
+        })
+        .collect()
+}
+
+async fn calibrate(a: CalibrateArgs) -> CliResult {
+    let impostor_scores = a
+        .impostor_scores
+        .as_deref()
+        .map(read_scores)
+        .transpose()?
+        .unwrap_or_default();
+    let genuine_scores = a
+        .genuine_scores
+        .as_deref()
+        .map(read_scores)
+        .transpose()?
+        .unwrap_or_default();
+    let mut c = connect(&a.client).await?;
+    let r = c
+        .calibrate(pb::CalibrateRequest {
+            modality: a.modality.pb() as i32,
+            dimension: a.dimension.unwrap_or(0),
+            max_records: a.max_records.unwrap_or(0),
+            impostor_scores,
+            genuine_scores,
+        })
+        .await?
+        .into_inner();
+    let summary = |s: &Option<pb::ScoreSummary>| {
+        s.as_ref()
+            .map(|s| json!({"count": s.count, "mean": s.mean, "std": s.std}))
+    };
+    let thresholds: Vec<_> = r
+        .thresholds
+        .iter()
+        .map(|t| json!({"fmr": t.fmr, "threshold": t.threshold, "extrapolated": t.extrapolated}))
+        .collect();
+    emit(
+        json!({"gallery": r.gallery, "impostor": summary(&r.impostor), "genuine": summary(&r.genuine),
+                "max_impostor": r.max_impostor, "empirical_floor": r.empirical_floor, "thresholds": thresholds,
+                "records_sampled": r.records_sampled}),
+    )
 }
 
 async fn enroll(a: EnrollArgs) -> CliResult {

@@ -25,11 +25,14 @@
 //! iris_separate_half_matching = true
 //! iris_code_version = "v2.1"
 //! fingerprint_threshold = 0.03  # MCC similarity; see BENCHMARKS.md for FMR
+//! multi_threshold = 4.0         # fused score = -log10(combined FMR)
+//! fusion_method = "stouffer"    # or "fisher"
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use biomatch_matcher::fusion::FusionMethod;
 use serde::Deserialize;
 
 /// Everything the server reads at start.
@@ -100,6 +103,11 @@ pub struct MatchingConfig {
     pub iris_code_version: String,
     /// Default FINGERPRINT decision threshold on the MCC similarity (0 to 1).
     pub fingerprint_threshold: f32,
+    /// Default MULTI decision threshold on the fused score, -log10 of the
+    /// combined false match rate (4 = FMR 1e-4).
+    pub multi_threshold: f32,
+    /// How MULTI combines the modalities' false match rates.
+    pub fusion_method: FusionMethod,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +155,8 @@ impl Default for MatchingConfig {
             iris_separate_half_matching: true,
             iris_code_version: "v2.1".to_string(),
             fingerprint_threshold: FINGERPRINT_THRESHOLD,
+            multi_threshold: 4.0,
+            fusion_method: FusionMethod::default(),
         }
     }
 }
@@ -249,6 +259,8 @@ impl Config {
             self.matching.fingerprint_threshold,
             parse
         );
+        set!("BIOMATCH_MULTI_THRESHOLD", self.matching.multi_threshold, parse);
+        set!("BIOMATCH_FUSION_METHOD", self.matching.fusion_method, parse);
         set!("BIOMATCH_IRIS_ROTATION_SHIFT", self.matching.iris_rotation_shift, parse);
         set!("BIOMATCH_IRIS_NORMALISE", self.matching.iris_normalise, parse);
         set!(

@@ -113,6 +113,7 @@ impl ServiceSink {
                 probe: input.template.clone(),
                 top_k: 4,
                 threshold: Some(t),
+                target_fmr: None,
                 filter: Default::default(),
             })
             .await?;

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::grpc::{JobsGrpc, MatcherGrpc};
 use crate::jobs::ServiceSink;
 use crate::pool::SearchPool;
-use crate::service::MatchService;
+use crate::service::{CalibrationStore, MatchService};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +59,15 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             source: std::io::Error::other(e),
         })??;
     let pool = SearchPool::new(cfg.server.search_threads);
-    let svc =
-        Arc::new(MatchService::new(Arc::new(catalog), pool.clone(), cfg.matching.clone()).map_err(ServeError::Config)?);
+    let calibrations =
+        CalibrationStore::open(&cfg.storage.data_dir.join("calibration")).map_err(|source| ServeError::Io {
+            context: "opening calibrations".into(),
+            source,
+        })?;
+    let svc = Arc::new(
+        MatchService::new(Arc::new(catalog), pool.clone(), cfg.matching.clone(), calibrations)
+            .map_err(ServeError::Config)?,
+    );
 
     // Jobs that were running when the server stopped resume here.
     let jobs = JobManager::open(

@@ -57,6 +57,7 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
                 probe: Some(probe.clone()),
                 target: Some(pb::verify_request::Target::SubjectId(format!("subj-{s}"))),
                 threshold: None,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -68,6 +69,7 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
                 probe: Some(probe),
                 target: Some(pb::verify_request::Target::SubjectId(format!("subj-{other}"))),
                 threshold: None,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -81,6 +83,7 @@ async fn thousand_subjects_verify_identify_delete_and_restart() {
         top_k: 5,
         threshold: None,
         metadata_filter: Default::default(),
+        ..Default::default()
     };
     for s in 0..1000 {
         let r = c.identify(identify(s)).await.unwrap().into_inner();
@@ -241,8 +244,8 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
     };
     expect(
         c.enroll(enroll_req("bob", "", multi)).await,
-        Code::Unimplemented,
-        &["MULTI"],
+        Code::InvalidArgument,
+        &["MULTI", "enroll each modality"],
     );
     // Over the configured 64 KiB limit (but under the transport's cap).
     let huge = pb::EnrollRequest {
@@ -263,6 +266,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
             top_k: 3,
             threshold: None,
             metadata_filter: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -277,6 +281,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
             probe: Some(short),
             target: Some(pb::verify_request::Target::SubjectId("alice".into())),
             threshold: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -292,6 +297,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
             probe: Some(face(&good)),
             target: Some(pb::verify_request::Target::SubjectId("nobody".into())),
             threshold: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -311,6 +317,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
             top_k: 5000,
             threshold: None,
             metadata_filter: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -321,6 +328,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
             probe: Some(face(&good)),
             target: None,
             threshold: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -396,6 +404,7 @@ async fn a_flipped_byte_in_a_segment_is_reported_with_the_file_name_and_not_serv
             top_k: 1,
             threshold: None,
             metadata_filter: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -417,6 +426,7 @@ async fn a_flipped_byte_in_a_segment_is_reported_with_the_file_name_and_not_serv
             top_k: 1,
             threshold: None,
             metadata_filter: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -487,6 +497,7 @@ async fn listing_streaming_verify_filters_health_and_reflection() {
             top_k: 25,
             threshold: None,
             metadata_filter: [("site".to_string(), "even".to_string())].into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -502,6 +513,7 @@ async fn listing_streaming_verify_filters_health_and_reflection() {
             subject_id: subject,
             threshold: Some(0.5),
             window: 3,
+            ..Default::default()
         }),
         frame: None,
     }];

@@ -38,6 +38,7 @@ fn identify(iso: &[u8], k: u32) -> pb::IdentifyRequest {
         top_k: k,
         threshold: None,
         metadata_filter: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -88,6 +89,7 @@ async fn fingerprint_enroll_verify_identify_stream_survive_kill9() {
                     probe: Some(finger(iso)),
                     target: Some(pb::verify_request::Target::SubjectId(target.clone())),
                     threshold: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -128,6 +130,7 @@ async fn fingerprint_enroll_verify_identify_stream_survive_kill9() {
                 subject_id: "103".into(),
                 threshold: None,
                 window: 3,
+                ..Default::default()
             }),
             frame: None,
         }];

@@ -73,6 +73,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
                 probe: Some(packed(&set[2 * s + 1], "v2.1")),
                 target: Some(pb::verify_request::Target::SubjectId(format!("eye-{s}"))),
                 threshold: None,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -87,6 +88,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
                 probe: Some(packed(&set[2 * s + 1], "v2.1")),
                 target: Some(pb::verify_request::Target::SubjectId(format!("eye-{other}"))),
                 threshold: None,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -98,6 +100,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
                 top_k: 3,
                 threshold: None,
                 metadata_filter: Default::default(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -113,6 +116,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
             subject_id: "eye-3".into(),
             threshold: None,
             window: 2,
+            ..Default::default()
         }),
         frame: None,
     }];
@@ -198,6 +202,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
             top_k: 1,
             threshold: None,
             metadata_filter: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -12,6 +12,7 @@ fn identify(probe: pb::Template, k: u32) -> pb::IdentifyRequest {
         top_k: k,
         threshold: None,
         metadata_filter: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -56,6 +57,7 @@ async fn lfw_faces_one_enrollment_per_identity() {
                 probe: Some(face(row(p))),
                 target: Some(pb::verify_request::Target::SubjectId(labels[p].clone())),
                 threshold: None,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -106,6 +108,7 @@ async fn librispeech_voices_identify_every_speaker_and_threshold_separates() {
                     probe: Some(voice(v)),
                     target: Some(pb::verify_request::Target::SubjectId(cand.subject_id.clone())),
                     threshold: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

@@ -190,6 +190,7 @@ impl Shared {
                         probe: Some(probe),
                         target: Some(pb::verify_request::Target::SubjectId(format!("{}-{k}", self.run))),
                         threshold: None,
+                        target_fmr: None,
                     },
                 ))
                 .await
@@ -202,6 +203,7 @@ impl Shared {
                         top_k: self.top_k,
                         threshold: None,
                         metadata_filter: Default::default(),
+                        target_fmr: None,
                     },
                 ))
                 .await

@@ -50,6 +50,9 @@ pub enum MatcherError {
     /// A fingerprint template cannot be matched (too few minutiae, ...).
     #[error("{0}")]
     Fingerprint(String),
+    /// Calibration input or a target FMR is out of range.
+    #[error("{0}")]
+    Calibration(String),
     /// The modality is not served (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -7,12 +7,15 @@
 
 #![warn(missing_docs)]
 
+pub mod calibration;
 mod embedding;
 mod error;
 pub mod fingerprint;
+pub mod fusion;
 pub mod iris;
 mod modality;
 
+pub use calibration::Calibration;
 pub use embedding::{Embedding, decode_f32_le};
 pub use error::MatcherError;
 pub use iris::{IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate};

@@ -1,8 +1,10 @@
 //! The gRPC adapter: validates and converts each request, calls the service
 //! layer once, converts the answer. No matching logic lives here.
 
+mod calibration;
 pub(crate) mod convert;
 mod jobs;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -18,7 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info_span};
 
 use crate::error::ServiceError;
-use crate::service::{EnrollInput, IdentifyInput, MatchService, RunningDecision, Target, VerifyInput};
+use crate::service::{EnrollInput, IdentifyInput, MatchService, Target, VerifyInput};
 pub use jobs::{JobsGrpc, job_to_pb};
 
 /// Records gathered into one durable batch on EnrollStream at most.
@@ -161,7 +163,6 @@ impl Matcher for MatcherGrpc {
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
         let r = request.into_inner();
         self.check_size(&r)?;
-        let (probe, _) = convert::template(&self.svc, r.probe, "probe")?;
         let target = match r.target {
             Some(pb::verify_request::Target::SubjectId(s)) => Target::Subject(s),
             Some(pb::verify_request::Target::RecordId(id)) => Target::Record(id),
@@ -171,12 +172,28 @@ impl Matcher for MatcherGrpc {
                 );
             }
         };
+        if let Some(parts) = calibration::multi_parts(&self.svc, &r.probe, "probe")? {
+            let Target::Subject(subject) = target else {
+                return Err(ServiceError::InvalidArgument(
+                    "a MULTI probe verifies against a subject_id, not one record".into(),
+                )
+                .into());
+            };
+            let out = self
+                .svc
+                .verify_multi(parts, subject, r.threshold, r.target_fmr)
+                .instrument(info_span!("verify_multi"))
+                .await?;
+            return Ok(Response::new(calibration::fused_verify_to_pb(out)));
+        }
+        let (probe, _) = convert::template(&self.svc, r.probe, "probe")?;
         let out = self
             .svc
             .verify(VerifyInput {
                 probe,
                 target,
                 threshold: r.threshold,
+                target_fmr: r.target_fmr,
             })
             .instrument(info_span!("verify"))
             .await?;
@@ -188,12 +205,32 @@ impl Matcher for MatcherGrpc {
             compared: out.compared,
             distance: out.iris.map_or(0.0, |i| i.distance),
             rotation: out.iris.map_or(0, |i| i.shift),
+            fmr: out.fmr,
+            modalities: Vec::new(),
         }))
     }
 
     async fn identify(&self, request: Request<pb::IdentifyRequest>) -> Result<Response<pb::IdentifyResponse>, Status> {
         let r = request.into_inner();
         self.check_size(&r)?;
+        let filter = r.metadata_filter.into_iter().collect::<BTreeMap<_, _>>();
+        if let Some(parts) = calibration::multi_parts(&self.svc, &r.probe, "probe")? {
+            let out = self
+                .svc
+                .identify_multi(parts, r.top_k as usize, r.threshold, r.target_fmr, filter)
+                .instrument(info_span!("identify_multi"))
+                .await?;
+            return Ok(Response::new(pb::IdentifyResponse {
+                candidates: out
+                    .candidates
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| calibration::fused_candidate_to_pb(c, i as u32 + 1))
+                    .collect(),
+                gallery_size: 0,
+                gallery: "multi".into(),
+            }));
+        }
         let (probe, _) = convert::template(&self.svc, r.probe, "probe")?;
         let out = self
             .svc
@@ -201,7 +238,8 @@ impl Matcher for MatcherGrpc {
                 probe,
                 top_k: r.top_k as usize,
                 threshold: r.threshold,
-                filter: r.metadata_filter.into_iter().collect::<BTreeMap<_, _>>(),
+                target_fmr: r.target_fmr,
+                filter,
             })
             .instrument(info_span!("identify"))
             .await?;
@@ -217,6 +255,8 @@ impl Matcher for MatcherGrpc {
                     rank: i as u32 + 1,
                     distance: c.iris.map_or(0.0, |m| m.distance),
                     rotation: c.iris.map_or(0, |m| m.shift),
+                    fmr: c.fmr,
+                    modalities: Vec::new(),
                 })
                 .collect(),
             gallery_size: out.gallery_size,
@@ -230,96 +270,8 @@ impl Matcher for MatcherGrpc {
         &self,
         request: Request<Streaming<pb::StreamVerifyRequest>>,
     ) -> Result<Response<Self::StreamVerifyStream>, Status> {
-        let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        let this = self.clone();
-        tokio::spawn(
-            async move {
-                // (subject, threshold, window) from the config message; the
-                // decision is made on the first frame, once the modality's
-                // default threshold is known.
-                let mut state: Option<(String, Option<f32>, usize)> = None;
-                let mut decision: Option<RunningDecision> = None;
-                let mut frame_index = 0u64;
-                while let Some(msg) = inbound.next().await {
-                    let result = async {
-                        let m = msg?;
-                        this.check_size(&m)?;
-                        match (m.config, &mut state) {
-                            (Some(c), None) => {
-                                crate::service::validate::id("config.subject_id", &c.subject_id)?;
-                                let window = match c.window {
-                                    0 => 5,
-                                    w if w > 1000 => {
-                                        return Err(ServiceError::InvalidArgument(format!(
-                                            "config.window {w} exceeds 1000"
-                                        ))
-                                        .into());
-                                    }
-                                    w => w as usize,
-                                };
-                                state = Some((c.subject_id, c.threshold, window));
-                            }
-                            (Some(_), Some(_)) => {
-                                return Err(ServiceError::InvalidArgument(
-                                    "config may only be sent on the first message".into(),
-                                )
-                                .into());
-                            }
-                            (None, None) => {
-                                return Err(ServiceError::InvalidArgument(
-                                    "the first message must carry config".into(),
-                                )
-                                .into());
-                            }
-                            (None, Some(_)) => {}
-                        }
-                        let Some(frame) = m.frame else {
-                            return Ok::<_, Status>(None);
-                        };
-                        let (subject, threshold, window) = state.as_ref().expect("configured above");
-                        let (probe, _) = convert::template(&this.svc, Some(frame), "frame")?;
-                        let out = this
-                            .svc
-                            .verify(VerifyInput {
-                                probe,
-                                target: Target::Subject(subject.clone()),
-                                threshold: *threshold,
-                            })
-                            .await?;
-                        let decision = decision.get_or_insert_with(|| RunningDecision::new(*window, out.threshold));
-                        let (running, ok, n) = decision.push(out.score);
-                        let resp = pb::StreamVerifyResponse {
-                            frame_index,
-                            score: out.score,
-                            running_score: running,
-                            decision: if ok {
-                                pb::StreamDecision::StreamMatch
-                            } else {
-                                pb::StreamDecision::StreamNoMatch
-                            } as i32,
-                            frames_in_window: n as u32,
-                        };
-                        frame_index += 1;
-                        Ok(Some(resp))
-                    }
-                    .await;
-                    match result {
-                        Ok(Some(resp)) => {
-                            if tx.send(Ok(resp)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(status) => {
-                            let _ = tx.send(Err(status)).await;
-                            break;
-                        }
-                    }
-                }
-            }
-            .instrument(info_span!("stream_verify")),
-        );
+        tokio::spawn(stream::run(self.clone(), request.into_inner(), tx).instrument(info_span!("stream_verify")));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -442,5 +394,25 @@ impl Matcher for MatcherGrpc {
                 .collect(),
             total_records: total,
         }))
+    }
+
+    async fn calibrate(&self, request: Request<pb::CalibrateRequest>) -> Result<Response<pb::Calibration>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let input = calibration::calibrate_input(r)?;
+        let c = self.svc.calibrate(input).instrument(info_span!("calibrate")).await?;
+        Ok(Response::new(calibration::calibration_to_pb(&c)))
+    }
+
+    async fn get_calibration(
+        &self,
+        request: Request<pb::GetCalibrationRequest>,
+    ) -> Result<Response<pb::Calibration>, Status> {
+        let r = request.into_inner();
+        let modality = convert::modality(r.modality, "modality")?;
+        let c = self
+            .svc
+            .get_calibration(modality, (r.dimension > 0).then_some(r.dimension as usize))?;
+        Ok(Response::new(calibration::calibration_to_pb(&c)))
     }
 }

@@ -6,6 +6,8 @@
 //! with fsync, compaction) on tokio's blocking threads; neither ever runs on
 //! an async worker.
 
+pub mod calibration;
+mod fusion;
 mod stream;
 pub mod types;
 pub mod validate;
@@ -24,7 +26,9 @@ use tracing::{info, warn};
 use crate::config::MatchingConfig;
 use crate::error::ServiceError;
 use crate::pool::SearchPool;
-pub use stream::RunningDecision;
+pub use calibration::{CalibrateInput, CalibrationStore, GalleryCalibration};
+pub use fusion::{FusedCandidate, FusedIdentifyOutput, FusedVerifyOutput, MAX_PARTS, ModalityPart};
+pub use stream::{MAX_WINDOW, Policy, PolicyState, StreamOutcome, StreamStep};
 pub use types::*;
 
 /// Largest `top_k` an Identify may ask for.
@@ -37,6 +41,7 @@ pub struct MatchService {
     cfg: MatchingConfig,
     iris: Arc<IrisMatcher>,
     fingerprint: FingerprintMatcher,
+    calibrations: Arc<CalibrationStore>,
 }
 
 /// Scores iris rows by 1 - Hamming distance for a prepared probe.
@@ -108,9 +113,15 @@ impl Scoring {
 type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 impl MatchService {
-    /// A service over `catalog`, scoring on `pool`; fails when the iris
-    /// matcher settings are out of range.
-    pub fn new(catalog: Arc<Catalog>, pool: SearchPool, cfg: MatchingConfig) -> Result<MatchService> {
+    /// A service over `catalog`, scoring on `pool`, with the calibrations
+    /// in `calibrations`; fails when the iris matcher settings are out of
+    /// range.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        pool: SearchPool,
+        cfg: MatchingConfig,
+        calibrations: CalibrationStore,
+    ) -> Result<MatchService> {
         let iris = IrisMatcher::new(IrisMatchConfig {
             rotation_shift: cfg.iris_rotation_shift,
             normalise: cfg.iris_normalise,
@@ -123,6 +134,7 @@ impl MatchService {
             cfg,
             iris: Arc::new(iris),
             fingerprint: FingerprintMatcher::default(),
+            calibrations: Arc::new(calibrations),
         })
     }
 
@@ -149,7 +161,8 @@ impl MatchService {
             Modality::Voice => self.cfg.voice_threshold,
             Modality::Iris => self.cfg.iris_threshold,
             Modality::Fingerprint => self.cfg.fingerprint_threshold,
-            _ => self.cfg.face_threshold,
+            Modality::Multi => self.cfg.multi_threshold,
+            Modality::Face => self.cfg.face_threshold,
         }
     }
 
@@ -215,9 +228,7 @@ impl MatchService {
         let n = inputs.len();
         let mut out: Vec<Option<Result<EnrollOutput>>> = (0..n).map(|_| None).collect();
         let mut groups: BTreeMap<GalleryKey, Vec<(usize, NewRecord)>> = BTreeMap::new();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = now_ms();
         // Building rows is CPU work (a millisecond per fingerprint): on the pool.
         let cfg = self.cfg.clone();
         let prepared = self
@@ -313,14 +324,13 @@ impl MatchService {
 
     /// Compares a probe with a subject's or a record's templates.
     pub async fn verify(&self, input: VerifyInput) -> Result<VerifyOutput> {
-        let modality = input.probe.modality();
-        let threshold = self.threshold(modality, input.threshold)?;
+        let key = input.probe.key();
+        let threshold = self.decision_threshold(key, input.threshold, input.target_fmr)?;
         let (target_field, target_id) = match &input.target {
             Target::Subject(s) => ("subject_id", s),
             Target::Record(r) => ("record_id", r),
         };
         validate::id(target_field, target_id)?;
-        let key = input.probe.key();
         let gallery = self.catalog.get(&key.name()).transpose()?;
         let scoring = self.scoring(input.probe).await?;
         let target = input.target.clone();
@@ -359,6 +369,7 @@ impl MatchService {
             record_id,
             compared,
             iris,
+            fmr: self.score_fmr(key, score),
         })
     }
 
@@ -404,17 +415,12 @@ impl MatchService {
             }
             k => k,
         };
-        let min_score = match input.threshold {
-            Some(t) if !t.is_finite() => {
-                return Err(ServiceError::InvalidArgument(format!(
-                    "threshold {t} is not a finite number"
-                )));
-            }
-            Some(t) => t,
-            None => f32::NEG_INFINITY,
+        let key = input.probe.key();
+        let min_score = match (input.threshold, input.target_fmr) {
+            (None, None) => f32::NEG_INFINITY,
+            (t, fmr) => self.decision_threshold(key, t, fmr)?,
         };
         validate::metadata("metadata_filter", &input.filter)?;
-        let key = input.probe.key();
         let Some(g) = self.gallery(key)? else {
             return Ok(IdentifyOutput {
                 candidates: Vec::new(),
@@ -458,11 +464,19 @@ impl MatchService {
                             record_id: h.record_id,
                             score: h.score,
                             iris,
+                            fmr: None,
                         }
                     })
                     .collect())
             })
             .await??;
+        let candidates = candidates
+            .into_iter()
+            .map(|c| Candidate {
+                fmr: self.score_fmr(key, c.score),
+                ..c
+            })
+            .collect();
         Ok(IdentifyOutput {
             candidates,
             gallery_size: g.stats().records,
@@ -600,13 +614,15 @@ impl MatchService {
         .await;
     }
 
-    /// Fails with UNIMPLEMENTED for modalities this version does not match.
+    /// Fails for modalities that have no gallery of their own: MULTI is a
+    /// probe of several galleries, never a stored template.
     pub fn ensure_served(&self, modality: Modality) -> Result<()> {
         if modality.is_embedding() || modality == Modality::Iris || modality == Modality::Fingerprint {
             Ok(())
         } else {
-            Err(ServiceError::Unimplemented(format!(
-                "{modality} matching is not available in this version; FACE, VOICE, IRIS and FINGERPRINT are"
+            Err(ServiceError::InvalidArgument(format!(
+                "{modality} is not a template of one gallery: enroll each modality's template under the same \
+                 subject_id, and send MULTI probes (Template.multi) to Verify or Identify"
             )))
         }
     }
@@ -635,6 +651,13 @@ impl MatchService {
         self.ensure_served(modality)?;
         Ok(Embedding::new(modality, values, self.cfg.max_dimension)?)
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Validates a record to enroll and builds its row.

@@ -37,6 +37,16 @@ impl GalleryKey {
         }
     }
 
+    /// The dimension of a modality whose galleries have only one: iris
+    /// codes and fingerprint rows. None for embeddings.
+    pub fn fixed_dim(modality: Modality) -> Option<usize> {
+        match modality {
+            Modality::Iris => Some(IRIS_CODE_BITS),
+            Modality::Fingerprint => Some(FINGERPRINT_ROW_FORMAT),
+            _ => None,
+        }
+    }
+
     /// Parses a name made by [`GalleryKey::name`].
     pub fn parse(name: &str) -> Option<GalleryKey> {
         let (m, d) = name.rsplit_once('-')?;
@@ -141,6 +151,8 @@ pub struct VerifyInput {
     pub target: Target,
     /// Threshold, or the modality default.
     pub threshold: Option<f32>,
+    /// Decide at this false match rate (needs a calibrated gallery).
+    pub target_fmr: Option<f64>,
 }
 
 /// The outcome of a 1:1 comparison.
@@ -158,6 +170,8 @@ pub struct VerifyOutput {
     pub compared: u32,
     /// IRIS: the Hamming distance and rotation behind the score.
     pub iris: Option<biomatch_matcher::IrisMatch>,
+    /// The score's false match rate, when the gallery is calibrated.
+    pub fmr: Option<f64>,
 }
 
 /// A 1:N search.
@@ -169,6 +183,8 @@ pub struct IdentifyInput {
     pub top_k: usize,
     /// Minimum score, when set.
     pub threshold: Option<f32>,
+    /// Largest false match rate of a candidate's score, when set.
+    pub target_fmr: Option<f64>,
     /// Metadata equality filter.
     pub filter: BTreeMap<String, String>,
 }
@@ -184,6 +200,8 @@ pub struct Candidate {
     pub score: f32,
     /// IRIS: the Hamming distance and rotation behind the score.
     pub iris: Option<biomatch_matcher::IrisMatch>,
+    /// The score's false match rate, when the gallery is calibrated.
+    pub fmr: Option<f64>,
 }
 
 /// The outcome of a 1:N search.

@@ -16,9 +16,9 @@ use std::f64::consts::{PI, TAU};
 
 use biomatch_kernels::cylinder::{CYLINDER_WORDS, CylinderCode, MASK_WORDS};
 
-use super::geometry::{GrownHull, Point, angle_diff, convex_hull, erf};
 #[cfg(test)]
 use super::geometry::near_hull;
+use super::geometry::{GrownHull, Point, angle_diff, convex_hull, erf};
 
 /// Spatial cells per side.
 pub const NS: usize = 16;
@@ -80,7 +80,10 @@ fn angular(alpha: f64) -> f64 {
 /// of 256), so each neighbour visits its own box of cells instead of every
 /// cell testing every neighbour, and the hull test is prepared once.
 pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
-    let hull = GrownHull::new(&convex_hull(&points.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>()), OMEGA);
+    let hull = GrownHull::new(
+        &convex_hull(&points.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>()),
+        OMEGA,
+    );
     let delta = 2.0 * RADIUS / NS as f64;
     let gauss_norm = 1.0 / (SIGMA_S * TAU.sqrt());
     let reach = 3.0 * SIGMA_S;
@@ -156,8 +159,8 @@ pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
             // The Gaussian is separable: exp(-(du² + dv²) / 2σ²) is a product
             // of one factor per row and one per column.
             let mut gv = [0.0f64; NS];
-            for j in j0..=j1 as usize {
-                gv[j] = gauss_norm * (-(tv - centre(j)).powi(2) / (2.0 * SIGMA_S * SIGMA_S)).exp();
+            for (j, g) in gv.iter_mut().enumerate().take(j1 as usize + 1).skip(j0) {
+                *g = gauss_norm * (-(tv - centre(j)).powi(2) / (2.0 * SIGMA_S * SIGMA_S)).exp();
             }
             for i in i0..=i1 as usize {
                 let du2 = (tu - centre(i)).powi(2);

@@ -57,13 +57,16 @@ pub fn near_hull(hull: &[(f64, f64)], q: (f64, f64), margin: f64) -> bool {
     GrownHull::new(hull, margin).contains(q)
 }
 
+/// A hull edge: (start, direction, squared length).
+type Edge = ((f64, f64), (f64, f64), f64);
+
 /// A convex hull grown by a margin, prepared for many point queries: a
 /// cylinder asks about 256 cells per minutia, so the edges, their lengths
 /// and a bounding box are computed once per template.
 #[derive(Clone, Debug)]
 pub struct GrownHull {
-    /// Edges as (start, direction, squared length), counter-clockwise.
-    edges: Vec<((f64, f64), (f64, f64), f64)>,
+    /// Edges, counter-clockwise.
+    edges: Vec<Edge>,
     /// The single hull point when the hull is one point.
     point: Option<(f64, f64)>,
     /// Bounding box of the hull grown by the margin: (min x, min y, max x, max y).
@@ -93,7 +96,14 @@ impl GrownHull {
         let grow = margin + 1e-9;
         let bbox = hull.iter().fold(
             (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
-            |b, p| (b.0.min(p.0 - grow), b.1.min(p.1 - grow), b.2.max(p.0 + grow), b.3.max(p.1 + grow)),
+            |b, p| {
+                (
+                    b.0.min(p.0 - grow),
+                    b.1.min(p.1 - grow),
+                    b.2.max(p.0 + grow),
+                    b.3.max(p.1 + grow),
+                )
+            },
         );
         GrownHull {
             edges,
