@@ -25,9 +25,15 @@ impl ServiceSink {
 }
 
 /// The metadata value that marks a record as enrolled by record `index` of
-/// job `job`; a resumed job knows its own records by it.
+/// job `job`; a resumed job (or a re-sent import stream) knows its own
+/// records by the part before the `/` (job ids cannot contain one).
 fn job_tag(job: &str, index: u64) -> String {
     format!("{job}/{index}")
+}
+
+/// Whether a stored tag was written by `job`.
+fn tagged_by(tag: Option<&String>, job: &str) -> bool {
+    tag.and_then(|t| t.rsplit_once('/')).is_some_and(|(j, _)| j == job)
 }
 
 fn rejected(e: &ServiceError) -> Outcome {
@@ -87,12 +93,12 @@ impl ServiceSink {
 
     /// The outcome of an enrollment attempt; an id that exists already is
     /// this job's own record (written before a crash) or an earlier one.
-    async fn settle(&self, id: &str, tag: &str, result: Result<(), ServiceError>, done: Outcome) -> Outcome {
+    async fn settle(&self, id: &str, job: &str, result: Result<(), ServiceError>, done: Outcome) -> Outcome {
         match result {
             Ok(()) => done,
             Err(ServiceError::AlreadyExists(m)) => match self.svc.get_record(id, false).await {
                 Ok(v) => Outcome::AlreadyPresent {
-                    by_this_job: v.record.meta.metadata.get(JOB_METADATA_KEY).map(String::as_str) == Some(tag),
+                    by_this_job: tagged_by(v.record.meta.metadata.get(JOB_METADATA_KEY), job),
                 },
                 Err(_) => rejected(&ServiceError::AlreadyExists(m)),
             },
@@ -145,29 +151,22 @@ impl JobSink for ServiceSink {
         }
         match &job.dedup {
             None => {
-                let tags: Vec<(usize, String, String)> = pending
+                let ids: Vec<(usize, String)> = pending
                     .iter()
-                    .map(|(i, inp)| {
-                        (
-                            *i,
-                            inp.metadata[JOB_METADATA_KEY].clone(),
-                            inp.record_id.clone().unwrap_or_default(),
-                        )
-                    })
+                    .map(|(i, inp)| (*i, inp.record_id.clone().unwrap_or_default()))
                     .collect();
                 let results = self
                     .svc
                     .enroll_batch(pending.into_iter().map(|(_, inp)| inp).collect())
                     .await;
-                for ((i, tag, id), r) in tags.into_iter().zip(results) {
-                    out[i] = Some(self.settle(&id, &tag, r.map(|_| ()), Outcome::Enrolled).await);
+                for ((i, id), r) in ids.into_iter().zip(results) {
+                    out[i] = Some(self.settle(&id, &job.job_id, r.map(|_| ()), Outcome::Enrolled).await);
                 }
             }
             Some(check) => {
                 // One record at a time, so that each search sees every record
                 // enrolled before it, this batch's included.
                 for (i, inp) in pending {
-                    let tag = inp.metadata[JOB_METADATA_KEY].clone();
                     let id = inp.record_id.clone().unwrap_or_default();
                     let dup = match self.duplicate_of(&inp, check.threshold).await {
                         Ok(d) => d,
@@ -191,7 +190,7 @@ impl JobSink for ServiceSink {
                         },
                         None => Outcome::Enrolled,
                     };
-                    out[i] = Some(self.settle(&id, &tag, result, done).await);
+                    out[i] = Some(self.settle(&id, &job.job_id, result, done).await);
                 }
             }
         }

@@ -129,6 +129,12 @@ impl<S: JobSink> JobManager<S> {
         Ok(status)
     }
 
+    /// The sink jobs enroll through (also used by stream imports, which
+    /// need no job files).
+    pub fn sink(&self) -> &Arc<S> {
+        &self.sink
+    }
+
     /// The job's latest checkpoint.
     pub fn get(&self, id: &str) -> Result<JobStatus, EnrollmentError> {
         self.jobs

@@ -12,6 +12,7 @@ use biomatch_proto::v1 as pb;
 use futures::Stream;
 use pb::enrollment_jobs_server::EnrollmentJobs;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::error::ServiceError;
 use crate::jobs::ServiceSink;
@@ -243,6 +244,20 @@ impl EnrollmentJobs for JobsGrpc {
         .await
         .map_err(|e| ServiceError::Internal(format!("report reader failed: {e}")))??;
         Ok(Response::new(page))
+    }
+
+    type ImportStreamStream = Pin<Box<dyn Stream<Item = Result<pb::ImportAck, Status>> + Send + 'static>>;
+
+    async fn import_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportStreamRequest>>,
+    ) -> Result<Response<Self::ImportStreamStream>, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let sink = self.jobs.sink().clone();
+        tokio::spawn(
+            super::import::run(sink, request.into_inner(), tx).instrument(tracing::info_span!("import_stream")),
+        );
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod calibration;
 pub(crate) mod convert;
+mod import;
 mod jobs;
 mod stream;
 
