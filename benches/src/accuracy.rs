@@ -134,6 +134,9 @@ pub fn run(a: &AccuracyArgs) -> Result<serde_json::Value, BenchError> {
             .collect();
         report["verification"]["at_thresholds"] = json!(at);
     }
+    if let Some(c) = crate::calibration::calibration_check(&genuine, &impostor) {
+        report["calibration"] = c;
+    }
     if let Some((stats, _, _)) = &ident {
         report["identification"] = serde_json::to_value(stats).expect("plain numbers");
     }

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod accuracy;
+pub mod calibration;
 mod error;
 pub mod load;
 pub mod plot;

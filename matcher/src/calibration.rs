@@ -96,9 +96,12 @@ impl Calibration {
             k + imp[k..].iter().take_while(|&&x| x == s).count()
         };
         // The last knot keeps MIN_TAIL_POINTS impostors at or above it (more
-        // with large samples: a thousandth of them), so the tail is fitted
-        // to enough points.
-        let tail_k = MIN_TAIL_POINTS.max(n / 1000).min(n);
+        // with large samples: a ten-thousandth of them), so the tail is
+        // fitted to enough points while the empirical table reaches as low
+        // as the sample supports. (With a thousandth, LFW's FaceNet scores
+        // measured 15% above target at FMR 1e-4 on held-out impostors: the
+        // real tail is not exponential that far up.)
+        let tail_k = MIN_TAIL_POINTS.max(n / 10_000).min(n);
         let mut knots: Vec<(f32, f64)> = Vec::new();
         let decades = (n as f64 / tail_k as f64).log10();
         let steps = (decades * KNOTS_PER_DECADE).ceil() as usize;
@@ -244,8 +247,10 @@ mod tests {
         for target in [1e-1, 1e-2, 1e-3] {
             let t = c.threshold_for(target).unwrap();
             let measured = imp.iter().filter(|&&s| s >= t).count() as f64 / imp.len() as f64;
-            assert!(measured <= target * 1.0001, "{target}: {measured}");
-            assert!(measured >= target * 0.9, "{target}: {measured}");
+            // Between knots (20 per decade) the table interpolates in log
+            // FMR, so the sample's own FMR at the threshold is the target to
+            // within a small fraction of the knot spacing.
+            assert!((measured - target).abs() <= target * 0.01, "{target}: {measured}");
         }
         assert_eq!(c.genuine.unwrap().count, 2);
         assert!((c.impostor.std - 0.05).abs() < 0.001);
@@ -256,7 +261,7 @@ mod tests {
         // Fit on 100k impostors, check on 4M more from the same law: the
         // exponential tail must not under-state the FMR of high scores.
         let c = Calibration::fit(&normal_scores(100_000, 0.0, 0.05), &[]).unwrap();
-        assert!(c.empirical_floor() >= 1e-3 * 0.99);
+        assert!((c.empirical_floor() - 1e-3).abs() < 1e-5, "{}", c.empirical_floor());
         let check = normal_scores(4_000_000, 0.0, 0.05);
         for target in [1e-4, 1e-5, 1e-6] {
             let t = c.threshold_for(target).unwrap();

@@ -65,11 +65,54 @@ pub fn cells_in_circle() -> u32 {
 }
 
 /// The share of a Gaussian (sigma_D) over one angular section centred
-/// `alpha` away from the neighbour's direction difference.
+/// `alpha` away from the neighbour's direction difference (the formula
+/// [`sections`] evaluates for all sections at once).
+#[cfg(test)]
 fn angular(alpha: f64) -> f64 {
     let half = PI / ND as f64;
     let s = SIGMA_D * std::f64::consts::SQRT_2;
     0.5 * (erf((alpha + half) / s) - erf((alpha - half) / s))
+}
+
+/// The neighbour's share of each angular section: the mass of a Gaussian
+/// (sigma_D) centred on `d_theta` that falls within the section. Adjacent sections share a
+/// boundary, so where no wrap-around falls between them the upper erf of one
+/// is the lower erf of the next: 7 erf evaluations instead of 12, mostly.
+fn sections(d_theta: f64) -> [f64; ND] {
+    let half = PI / ND as f64;
+    let s = SIGMA_D * std::f64::consts::SQRT_2;
+    let alpha: [f64; ND] = std::array::from_fn(|k| angle_diff(-PI + (2 * k + 1) as f64 * half, d_theta));
+    let mut out = [0.0; ND];
+    let mut carried: Option<f64> = None;
+    for k in 0..ND {
+        let lower = carried.unwrap_or_else(|| erf((alpha[k] - half) / s));
+        let upper = erf((alpha[k] + half) / s);
+        out[k] = 0.5 * (upper - lower);
+        carried = (k + 1 < ND && (alpha[k + 1] - alpha[k] - 2.0 * half).abs() < 1e-9).then_some(upper);
+    }
+    out
+}
+
+/// exp(-(w - c_j)² / 2σ²) for the cell centres c_j, j in lo..=hi, into
+/// `out[j]`. The centres are evenly spaced, so consecutive values differ by
+/// a ratio that itself changes by a constant factor: two exponentials per
+/// run instead of one per cell (the products agree with direct evaluation
+/// to a few ulps).
+fn gaussian_run(w: f64, lo: usize, hi: usize, out: &mut [f64; NS]) {
+    if lo > hi {
+        return;
+    }
+    let delta = 2.0 * RADIUS / NS as f64;
+    let two_var = 2.0 * SIGMA_S * SIGMA_S;
+    let d = w - delta * (lo as f64 - 7.5);
+    let mut g = (-d * d / two_var).exp();
+    let mut ratio = ((2.0 * d * delta - delta * delta) / two_var).exp();
+    let step = (-2.0 * delta * delta / two_var).exp();
+    for o in &mut out[lo..=hi] {
+        *o = g;
+        g *= ratio;
+        ratio *= step;
+    }
 }
 
 /// Cylinders of every minutia that has a valid one (enough valid cells and
@@ -80,6 +123,25 @@ fn angular(alpha: f64) -> f64 {
 /// of 256), so each neighbour visits its own box of cells instead of every
 /// cell testing every neighbour, and the hull test is prepared once.
 pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected on this CPU.
+        return unsafe { cylinders_avx2(points) };
+    }
+    cylinders_portable(points)
+}
+
+/// [`cylinders_portable`] compiled with AVX2 enabled, so that the cell loops
+/// use 256-bit vectors. Rust never fuses multiplies and adds on its own, so
+/// the result is bit-for-bit the portable one.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cylinders_avx2(points: &[Point]) -> Vec<Cylinder> {
+    cylinders_portable(points)
+}
+
+#[inline(always)]
+fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
     let hull = GrownHull::new(
         &convex_hull(&points.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>()),
         OMEGA,
@@ -148,10 +210,7 @@ pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
             // A neighbour's contribution to each section does not depend on
             // the cell: compute it once.
             let d_theta = angle_diff(m.theta, t.theta);
-            let sec: [f64; ND] = std::array::from_fn(|k| {
-                let centre = -PI + (k as f64 + 0.5) * TAU / ND as f64;
-                angular(angle_diff(centre, d_theta))
-            });
+            let sec = sections(d_theta);
             // The neighbour in the cylinder's frame (rotated by -theta).
             let (dx, dy) = (t.x - m.x, t.y - m.y);
             let (tu, tv) = (c * dx + s * dy, -s * dx + c * dy);
@@ -159,12 +218,12 @@ pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
             // The Gaussian is separable: exp(-(du² + dv²) / 2σ²) is a product
             // of one factor per row and one per column.
             let mut gv = [0.0f64; NS];
-            for (j, g) in gv.iter_mut().enumerate().take(j1 as usize + 1).skip(j0) {
-                *g = gauss_norm * (-(tv - centre(j)).powi(2) / (2.0 * SIGMA_S * SIGMA_S)).exp();
-            }
-            for i in i0..=i1 as usize {
+            gaussian_run(tv, j0, j1 as usize, &mut gv);
+            gv.iter_mut().for_each(|g| *g *= gauss_norm);
+            let mut gus = [0.0f64; NS];
+            gaussian_run(tu, i0, i1 as usize, &mut gus);
+            for (i, &gu) in gus.iter().enumerate().take(i1 as usize + 1).skip(i0) {
                 let du2 = (tu - centre(i)).powi(2);
-                let gu = (-du2 / (2.0 * SIGMA_S * SIGMA_S)).exp();
                 for j in j0..=j1 as usize {
                     let d2 = du2 + (tv - centre(j)).powi(2);
                     if d2 > reach * reach {
@@ -285,6 +344,14 @@ mod tests {
                 theta: TAU * next(),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_dispatched_build_is_bit_identical_to_the_portable_one() {
+        for seed in 0..10 {
+            let pts = minutiae(seed, 45);
+            assert_eq!(cylinders(&pts), cylinders_portable(&pts), "seed {seed}");
+        }
     }
 
     #[test]
