@@ -22,16 +22,6 @@ fn fvc() -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn finger(iso: &[u8]) -> pb::Template {
-    pb::Template {
-        modality: pb::Modality::Fingerprint as i32,
-        kind: Some(pb::template::Kind::Fingerprint(pb::FingerprintTemplate {
-            iso_19794_2: iso.to_vec(),
-        })),
-        quality: 0.0,
-    }
-}
-
 fn identify(iso: &[u8], k: u32) -> pb::IdentifyRequest {
     pb::IdentifyRequest {
         probe: Some(finger(iso)),

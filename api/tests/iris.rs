@@ -9,20 +9,6 @@ use biomatch_proto::v1 as pb;
 use common::*;
 use tonic::Code;
 
-fn packed(t: &PackedIris, version: &str) -> pb::Template {
-    pb::Template {
-        modality: pb::Modality::Iris as i32,
-        kind: Some(pb::template::Kind::Iris(pb::IrisTemplate {
-            form: Some(pb::iris_template::Form::Packed(pb::PackedIrisCode {
-                code: t.code.clone(),
-                mask: t.mask.clone(),
-                version: version.into(),
-            })),
-        })),
-        quality: 0.0,
-    }
-}
-
 fn json(t: &PackedIris) -> pb::Template {
     let text = IrisTemplate::from_packed(&t.code, &t.mask, "v2.1")
         .unwrap()
@@ -53,7 +39,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
     for s in 0..60 {
         // Even subjects as packed bits, odd ones as open-iris JSON.
         let t = if s % 2 == 0 {
-            packed(&set[2 * s], "v2.1")
+            packed_iris(&set[2 * s])
         } else {
             json(&set[2 * s])
         };
@@ -70,7 +56,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
     for s in 0..60 {
         let g = c
             .verify(pb::VerifyRequest {
-                probe: Some(packed(&set[2 * s + 1], "v2.1")),
+                probe: Some(packed_iris(&set[2 * s + 1])),
                 target: Some(pb::verify_request::Target::SubjectId(format!("eye-{s}"))),
                 threshold: None,
                 ..Default::default()
@@ -85,7 +71,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
         let other = (s + 1) % 60;
         let i = c
             .verify(pb::VerifyRequest {
-                probe: Some(packed(&set[2 * s + 1], "v2.1")),
+                probe: Some(packed_iris(&set[2 * s + 1])),
                 target: Some(pb::verify_request::Target::SubjectId(format!("eye-{other}"))),
                 threshold: None,
                 ..Default::default()
@@ -123,7 +109,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
     for i in [7, 9, 11] {
         msgs.push(pb::StreamVerifyRequest {
             config: None,
-            frame: Some(packed(&set[i], "v2.1")),
+            frame: Some(packed_iris(&set[i])),
         });
     }
     let mut out = c.stream_verify(tokio_stream::iter(msgs)).await.unwrap().into_inner();
@@ -138,14 +124,14 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
     // Bad iris input is refused and stores nothing.
     let before = total(&mut c).await;
     let e = c
-        .enroll(enroll_req("x", "", packed(&set[0], "v1.0")))
+        .enroll(enroll_req("x", "", packed_iris_version(&set[0], "v1.0")))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("iris_code_version v1.0"), "{}", e.message());
     let mut short = set[0].clone();
     short.code.truncate(100);
-    let e = c.enroll(enroll_req("x", "", packed(&short, "v2.1"))).await.unwrap_err();
+    let e = c.enroll(enroll_req("x", "", packed_iris(&short))).await.unwrap_err();
     assert!(
         e.code() == Code::InvalidArgument && e.message().contains("100 bytes"),
         "{e:?}"
@@ -166,7 +152,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
     );
     let mut blind = set[0].clone();
     blind.mask = vec![0; blind.mask.len()];
-    let e = c.enroll(enroll_req("x", "", packed(&blind, "v2.1"))).await.unwrap_err();
+    let e = c.enroll(enroll_req("x", "", packed_iris(&blind))).await.unwrap_err();
     assert!(
         e.code() == Code::InvalidArgument && e.message().contains("no valid bit"),
         "{e:?}"
@@ -198,7 +184,7 @@ async fn iris_enroll_verify_identify_stream_and_restart() {
     );
     let r = c
         .identify(pb::IdentifyRequest {
-            probe: Some(packed(&set[41], "v2.1")),
+            probe: Some(packed_iris(&set[41])),
             top_k: 1,
             threshold: None,
             metadata_filter: Default::default(),

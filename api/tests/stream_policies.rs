@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use biomatch_datasets::{PackedIris, SyntheticEmbeddings, SyntheticIris, read_dir_files};
+use biomatch_datasets::{SyntheticEmbeddings, SyntheticIris, read_dir_files};
 use biomatch_proto::v1 as pb;
 use common::*;
 use pb::matcher_client::MatcherClient;
@@ -246,30 +246,6 @@ async fn policies_decide_early_and_limits_end_the_stream() {
     drop(tx);
 }
 
-fn iris(t: &PackedIris) -> pb::Template {
-    pb::Template {
-        modality: pb::Modality::Iris as i32,
-        kind: Some(pb::template::Kind::Iris(pb::IrisTemplate {
-            form: Some(pb::iris_template::Form::Packed(pb::PackedIrisCode {
-                code: t.code.clone(),
-                mask: t.mask.clone(),
-                version: "v2.1".into(),
-            })),
-        })),
-        quality: 0.0,
-    }
-}
-
-fn finger(iso: &[u8]) -> pb::Template {
-    pb::Template {
-        modality: pb::Modality::Fingerprint as i32,
-        kind: Some(pb::template::Kind::Fingerprint(pb::FingerprintTemplate {
-            iso_19794_2: iso.to_vec(),
-        })),
-        quality: 0.0,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn k_of_n_on_iris_and_fingerprint_frames() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,10 +262,10 @@ async fn k_of_n_on_iris_and_fingerprint_frames() {
     .generate();
     let reqs: Vec<_> = (0..codes.len())
         .filter(|i| i % 6 < 2)
-        .map(|i| enroll_req(&format!("eye{}", labels[i]), &format!("i{i}"), iris(&codes[i])))
+        .map(|i| enroll_req(&format!("eye{}", labels[i]), &format!("i{i}"), packed_iris(&codes[i])))
         .collect();
     enroll_all(&mut c, reqs).await;
-    let frames = |s: usize| (2..6).map(|k| iris(&codes[s * 6 + k])).collect::<Vec<_>>();
+    let frames = |s: usize| (2..6).map(|k| packed_iris(&codes[s * 6 + k])).collect::<Vec<_>>();
     let got = stream(&mut c, config("eye0", k_of_n(2, 4)), frames(0)).await.unwrap();
     assert_eq!(outcome(got.last().unwrap()), pb::StreamOutcome::StreamAccepted);
     assert_eq!(got.len(), 2);

@@ -82,6 +82,20 @@ pub struct DuplicateCheck {
     pub action: DuplicateAction,
 }
 
+impl DuplicateCheck {
+    /// The check a client's flags ask for: none unless `on`.
+    pub fn from_flags(on: bool, threshold: Option<f32>, enroll_duplicates: bool) -> Option<DuplicateCheck> {
+        on.then_some(DuplicateCheck {
+            threshold,
+            action: if enroll_duplicates {
+                DuplicateAction::Enroll
+            } else {
+                DuplicateAction::Skip
+            },
+        })
+    }
+}
+
 /// Minimum sample quality for a record to be enrolled.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QualityGate {

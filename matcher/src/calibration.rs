@@ -216,16 +216,9 @@ fn next_up(mut t: f32, ok: impl Fn(f32) -> bool) -> f32 {
 mod tests {
     use super::*;
 
-    /// Deterministic standard normal scores by the inverse of a fine grid.
+    /// Deterministic normal scores (Box-Muller over a seeded xorshift).
     fn normal_scores(n: usize, mean: f64, std: f64) -> Vec<f32> {
-        // Box-Muller over a seeded xorshift.
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut uniform = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::test_uniform(0x9E37_79B9_7F4A_7C15);
         (0..n)
             .map(|_| {
                 let (u1, u2) = (uniform(), uniform());

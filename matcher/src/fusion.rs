@@ -193,13 +193,7 @@ mod tests {
     #[test]
     fn combined_fmr_is_uniform_under_impostors() {
         // Independent uniform p-values: P(combined <= a) must be about a.
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut u = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut u = crate::test_uniform(0x2545_F491_4F6C_DD1D);
         let n = 200_000;
         let combined: Vec<f64> = (0..n).map(|_| fisher_fmr(&[u(), u(), u()])).collect();
         for a in [0.1, 0.01, 0.001] {
@@ -214,13 +208,7 @@ mod tests {
             let back = 10f64.powf(-stouffer_score(&[p]));
             assert!((back - p).abs() <= p * 1e-6, "{p}: {back}");
         }
-        let mut x = 0x1234_5678_9ABC_DEF1u64;
-        let mut u = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut u = crate::test_uniform(0x1234_5678_9ABC_DEF1);
         let n = 200_000;
         let combined: Vec<f64> = (0..n).map(|_| 10f64.powf(-stouffer_score(&[u(), u()]))).collect();
         for a in [0.1, 0.01, 0.001] {

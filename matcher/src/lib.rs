@@ -33,3 +33,16 @@ pub(crate) fn row_as_bytes(row: &[f32]) -> &[u8] {
 pub fn is_match(score: f32, threshold: f32) -> bool {
     score >= threshold
 }
+
+/// A seeded xorshift stream of uniform numbers in (0, 1) for unit tests:
+/// deterministic, dependency-free.
+#[cfg(test)]
+pub(crate) fn test_uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+}

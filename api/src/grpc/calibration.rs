@@ -114,20 +114,24 @@ fn part_to_pb(p: ModalityPart) -> pb::ModalityScore {
     }
 }
 
-/// A fused verification as the Verify answer.
-pub fn fused_verify_to_pb(v: FusedVerifyOutput) -> pb::VerifyResponse {
-    let best = v
-        .parts
+/// The record of the present modality with the lowest FMR (the strongest
+/// evidence); empty when none is present.
+fn strongest_record(parts: &[ModalityPart]) -> String {
+    parts
         .iter()
         .filter(|p| p.present)
         .min_by(|a, b| a.fmr.total_cmp(&b.fmr))
         .map(|p| p.record_id.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A fused verification as the Verify answer.
+pub fn fused_verify_to_pb(v: FusedVerifyOutput) -> pb::VerifyResponse {
     pb::VerifyResponse {
         score: v.score,
         r#match: v.matched,
         threshold: v.threshold,
-        record_id: best,
+        record_id: strongest_record(&v.parts),
         compared: v.parts.iter().filter(|p| p.present).count() as u32,
         distance: 0.0,
         rotation: 0,
@@ -139,16 +143,9 @@ pub fn fused_verify_to_pb(v: FusedVerifyOutput) -> pb::VerifyResponse {
 /// A fused candidate as the Identify answer's candidate; its record is the
 /// strongest modality's.
 pub fn fused_candidate_to_pb(c: FusedCandidate, rank: u32) -> pb::Candidate {
-    let best = c
-        .parts
-        .iter()
-        .filter(|p| p.present)
-        .min_by(|a, b| a.fmr.total_cmp(&b.fmr))
-        .map(|p| p.record_id.clone())
-        .unwrap_or_default();
     pb::Candidate {
+        record_id: strongest_record(&c.parts),
         subject_id: c.subject_id,
-        record_id: best,
         score: c.score,
         rank,
         distance: 0.0,

@@ -3,8 +3,7 @@
 //! and idempotence by record id as file jobs.
 
 use biomatch_enrollment::{
-    DEFAULT_BATCH, DuplicateAction, DuplicateCheck, JobContext, JobSink, MAX_BATCH, Outcome, QualityGate, SourceRecord,
-    validate_job_id,
+    DEFAULT_BATCH, DuplicateCheck, JobContext, JobSink, MAX_BATCH, Outcome, QualityGate, SourceRecord, validate_job_id,
 };
 use biomatch_proto::v1 as pb;
 use futures::{FutureExt, StreamExt};
@@ -53,14 +52,7 @@ fn context(s: pb::ImportSettings) -> Result<(JobContext, usize), ServiceError> {
                 min_minutiae: s.min_minutiae,
                 min_iris_valid_fraction: s.min_iris_valid_fraction,
             },
-            dedup: s.dedup.then_some(DuplicateCheck {
-                threshold: s.dedup_threshold,
-                action: if s.enroll_duplicates {
-                    DuplicateAction::Enroll
-                } else {
-                    DuplicateAction::Skip
-                },
-            }),
+            dedup: DuplicateCheck::from_flags(s.dedup, s.dedup_threshold, s.enroll_duplicates),
         },
         batch,
     ))

@@ -74,14 +74,7 @@ fn spec_from_pb(s: Option<pb::JobSpec>) -> Result<JobSpec, ServiceError> {
             min_minutiae: s.min_minutiae,
             min_iris_valid_fraction: finite("min_iris_valid_fraction", s.min_iris_valid_fraction)?,
         },
-        dedup: s.dedup.then_some(DuplicateCheck {
-            threshold: s.dedup_threshold,
-            action: if s.enroll_duplicates {
-                DuplicateAction::Enroll
-            } else {
-                DuplicateAction::Skip
-            },
-        }),
+        dedup: DuplicateCheck::from_flags(s.dedup, s.dedup_threshold, s.enroll_duplicates),
     })
 }
 

@@ -65,29 +65,7 @@ fn settings(c: pb::StreamVerifyConfig) -> Result<Settings, Status> {
     };
     // Settings that do not wait for the calibration are checked now, before
     // any frame.
-    let policy = match policy {
-        Policy::Sprt {
-            alpha,
-            beta,
-            genuine,
-            impostor,
-        } if genuine.1 == 0.0 || impostor.1 == 0.0 => {
-            Policy::Sprt {
-                alpha,
-                beta,
-                genuine: (1.0, 1.0),
-                impostor: (0.0, 1.0),
-            }
-            .validated()?;
-            Policy::Sprt {
-                alpha,
-                beta,
-                genuine,
-                impostor,
-            }
-        }
-        p => p.validated()?,
-    };
+    policy.check_settings()?;
     Ok(Settings {
         subject: c.subject_id,
         threshold: c.threshold,

@@ -303,34 +303,32 @@ impl MatchService {
     /// gallery's impostor and genuine score statistics.
     pub fn resolve_policy(&self, key: GalleryKey, policy: super::Policy) -> Result<super::Policy> {
         use super::Policy;
-        let policy = match policy {
+        if !policy.needs_models() {
+            return policy.validated();
+        }
+        let cal = self.calibration(key)?;
+        let c = &cal.calibration;
+        let g = c.genuine.ok_or_else(|| {
+            ServiceError::FailedPrecondition(format!(
+                "gallery {} was calibrated without genuine pairs: give the SPRT genuine model, or calibrate with genuine scores",
+                key.name()
+            ))
+        })?;
+        let fill = |given: (f64, f64), fitted: (f64, f64)| if given.1 == 0.0 { fitted } else { given };
+        match policy {
             Policy::Sprt {
                 alpha,
                 beta,
                 genuine,
                 impostor,
-            } if genuine.1 == 0.0 || impostor.1 == 0.0 => {
-                let cal = self.calibration(key)?;
-                let c = &cal.calibration;
-                let g = c.genuine.ok_or_else(|| {
-                    ServiceError::FailedPrecondition(format!(
-                        "gallery {} was calibrated without genuine pairs: give the SPRT genuine model, or calibrate with genuine scores",
-                        key.name()
-                    ))
-                })?;
-                Policy::Sprt {
-                    alpha,
-                    beta,
-                    genuine: if genuine.1 == 0.0 { (g.mean, g.std) } else { genuine },
-                    impostor: if impostor.1 == 0.0 {
-                        (c.impostor.mean, c.impostor.std)
-                    } else {
-                        impostor
-                    },
-                }
+            } => Policy::Sprt {
+                alpha,
+                beta,
+                genuine: fill(genuine, (g.mean, g.std)),
+                impostor: fill(impostor, (c.impostor.mean, c.impostor.std)),
             }
-            p => p,
-        };
-        policy.validated()
+            .validated(),
+            p => p.validated(),
+        }
     }
 }

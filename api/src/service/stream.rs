@@ -82,6 +82,26 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Whether an SPRT policy leaves a score model (standard deviation 0)
+    /// to be filled in from the gallery's calibration.
+    pub fn needs_models(&self) -> bool {
+        matches!(self, Policy::Sprt { genuine, impostor, .. } if genuine.1 == 0.0 || impostor.1 == 0.0)
+    }
+
+    /// Checks what can be checked before the models are known: everything,
+    /// with placeholder models standing in for those left to the calibration.
+    pub fn check_settings(&self) -> Result<(), ServiceError> {
+        let mut p = self.clone();
+        if let Policy::Sprt { genuine, impostor, .. } = &mut p
+            && self.needs_models()
+        {
+            (*genuine, *impostor) = ((1.0, 1.0), (0.0, 1.0));
+        }
+        p.validated().map(drop)
+    }
+}
+
 /// Whether the decision is final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamOutcome {

@@ -160,3 +160,34 @@ pub async fn total(c: &mut MatcherClient<Channel>) -> u64 {
         .into_inner()
         .total_records
 }
+
+/// A FINGERPRINT template from an ISO/IEC 19794-2 record.
+pub fn finger(iso: &[u8]) -> pb::Template {
+    pb::Template {
+        modality: pb::Modality::Fingerprint as i32,
+        kind: Some(pb::template::Kind::Fingerprint(pb::FingerprintTemplate {
+            iso_19794_2: iso.to_vec(),
+        })),
+        quality: 0.0,
+    }
+}
+
+/// An IRIS template in packed form, with `iris_code_version` `version`.
+pub fn packed_iris_version(t: &biomatch_datasets::PackedIris, version: &str) -> pb::Template {
+    pb::Template {
+        modality: pb::Modality::Iris as i32,
+        kind: Some(pb::template::Kind::Iris(pb::IrisTemplate {
+            form: Some(pb::iris_template::Form::Packed(pb::PackedIrisCode {
+                code: t.code.clone(),
+                mask: t.mask.clone(),
+                version: version.into(),
+            })),
+        })),
+        quality: 0.0,
+    }
+}
+
+/// An IRIS template in packed form, version v2.1 (the server default).
+pub fn packed_iris(t: &biomatch_datasets::PackedIris) -> pb::Template {
+    packed_iris_version(t, "v2.1")
+}

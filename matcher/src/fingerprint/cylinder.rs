@@ -74,6 +74,19 @@ fn angular(alpha: f64) -> f64 {
     0.5 * (erf((alpha + half) / s) - erf((alpha - half) / s))
 }
 
+/// The minutiae other than `points[m_i]` close enough to reach one of its
+/// cells: within the radius plus 3 sigma of the cell Gaussian.
+fn neighbours(points: &[Point], m_i: usize) -> Vec<&Point> {
+    let m = points[m_i];
+    let reach = RADIUS + 3.0 * SIGMA_S;
+    points
+        .iter()
+        .enumerate()
+        .filter(|(t, p)| *t != m_i && (p.x - m.x).powi(2) + (p.y - m.y).powi(2) <= reach.powi(2))
+        .map(|(_, p)| p)
+        .collect()
+}
+
 /// The neighbour's share of each angular section: the mass of a Gaussian
 /// (sigma_D) centred on `d_theta` that falls within the section. Adjacent sections share a
 /// boundary, so where no wrap-around falls between them the upper erf of one
@@ -160,12 +173,7 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
     let mut out = Vec::with_capacity(points.len());
     let mut acc = vec![[0.0f64; ND]; NS * NS];
     for (m_i, m) in points.iter().enumerate() {
-        let neighbours: Vec<&Point> = points
-            .iter()
-            .enumerate()
-            .filter(|(t, p)| *t != m_i && (p.x - m.x).powi(2) + (p.y - m.y).powi(2) <= (RADIUS + reach).powi(2))
-            .map(|(_, p)| p)
-            .collect();
+        let neighbours = neighbours(points, m_i);
         if neighbours.len() < MIN_NEIGHBOURS {
             continue;
         }
@@ -271,12 +279,7 @@ mod tests {
         let min_cells = (MIN_VALID_CELLS * f64::from(cells_in_circle())).ceil() as u32;
         let mut out = Vec::new();
         for (m_i, m) in points.iter().enumerate() {
-            let neighbours: Vec<&Point> = points
-                .iter()
-                .enumerate()
-                .filter(|(t, p)| *t != m_i && (p.x - m.x).powi(2) + (p.y - m.y).powi(2) <= (RADIUS + reach).powi(2))
-                .map(|(_, p)| p)
-                .collect();
+            let neighbours = neighbours(points, m_i);
             if neighbours.len() < MIN_NEIGHBOURS {
                 continue;
             }
@@ -330,13 +333,7 @@ mod tests {
 
     /// Pseudo-random minutiae spread like a real print's.
     fn minutiae(seed: u64, n: usize) -> Vec<Point> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = crate::test_uniform(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));
         (0..n)
             .map(|_| Point {
                 x: 40.0 + 300.0 * next(),
