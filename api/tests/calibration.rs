@@ -51,6 +51,14 @@ fn verify(probe: pb::Template, s: usize) -> pb::VerifyRequest {
     }
 }
 
+/// Verification of `probe` against subject `s` at a target FMR.
+fn at_fmr(fmr: f64, probe: pb::Template, s: usize) -> pb::VerifyRequest {
+    pb::VerifyRequest {
+        target_fmr: Some(fmr),
+        ..verify(probe, s)
+    }
+}
+
 /// Enrolls all but the held-out sample; the last subject gets no voice.
 async fn enroll(c: &mut pb::matcher_client::MatcherClient<tonic::transport::Channel>) {
     let (face, voice) = sets();
@@ -104,10 +112,7 @@ async fn calibrate_decide_by_fmr_fuse_and_restart() {
 
     // Before calibration a decision by FMR cannot be made.
     let err = c
-        .verify(pb::VerifyRequest {
-            target_fmr: Some(1e-3),
-            ..verify(probe_of(&face, pb::Modality::Face, 1), 1)
-        })
+        .verify(at_fmr(1e-3, probe_of(&face, pb::Modality::Face, 1), 1))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -161,10 +166,7 @@ async fn calibrate_decide_by_fmr_fuse_and_restart() {
 
     // Decide at FMR 1e-3: the threshold is the calibrated one.
     let v = c
-        .verify(pb::VerifyRequest {
-            target_fmr: Some(1e-3),
-            ..verify(probe_of(&face, pb::Modality::Face, 1), 1)
-        })
+        .verify(at_fmr(1e-3, probe_of(&face, pb::Modality::Face, 1), 1))
         .await
         .unwrap()
         .into_inner();
@@ -172,10 +174,7 @@ async fn calibrate_decide_by_fmr_fuse_and_restart() {
     assert_eq!(v.r#match, v.score >= t3);
     assert!(v.fmr.unwrap() > 0.0 && v.fmr.unwrap() <= 1.0);
     let v = c
-        .verify(pb::VerifyRequest {
-            target_fmr: Some(1e-3),
-            ..verify(probe_of(&face, pb::Modality::Face, 1), 2)
-        })
+        .verify(at_fmr(1e-3, probe_of(&face, pb::Modality::Face, 1), 2))
         .await
         .unwrap()
         .into_inner();
@@ -334,10 +333,7 @@ async fn calibrate_decide_by_fmr_fuse_and_restart() {
         .into_inner();
     assert_eq!(again, cal);
     let v = c
-        .verify(pb::VerifyRequest {
-            target_fmr: Some(1e-3),
-            ..verify(probe_of(&face, pb::Modality::Face, 1), 1)
-        })
+        .verify(at_fmr(1e-3, probe_of(&face, pb::Modality::Face, 1), 1))
         .await
         .unwrap()
         .into_inner();
