@@ -65,9 +65,7 @@ pub fn cells_in_circle() -> u32 {
 }
 
 /// The share of a Gaussian (sigma_D) over one angular section centred
-/// `alpha` away from the neighbour's direction difference (the formula
-/// [`sections`] evaluates for all sections at once).
-#[cfg(test)]
+/// `alpha` away from the neighbour's direction difference.
 fn angular(alpha: f64) -> f64 {
     let half = PI / ND as f64;
     let s = SIGMA_D * std::f64::consts::SQRT_2;
@@ -87,23 +85,34 @@ fn neighbours(points: &[Point], m_i: usize) -> Vec<&Point> {
         .collect()
 }
 
+/// Steps of the tabulated angular contribution over [-pi, pi].
+const ANGULAR_STEPS: usize = 16_384;
+
+/// [`angular`] tabulated over [-pi, pi] (linear interpolation between
+/// steps of 2 pi / 16384 is within 1e-7 of the exact value, below the f32
+/// resolution of the sums it feeds): every neighbour of every minutia needs
+/// six of these, and the exact form costs two erf evaluations each.
+fn angular_table() -> &'static [f32] {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=ANGULAR_STEPS)
+            .map(|i| angular(-PI + TAU * i as f64 / ANGULAR_STEPS as f64) as f32)
+            .collect()
+    })
+}
+
 /// The neighbour's share of each angular section: the mass of a Gaussian
-/// (sigma_D) centred on `d_theta` that falls within the section. Adjacent sections share a
-/// boundary, so where no wrap-around falls between them the upper erf of one
-/// is the lower erf of the next: 7 erf evaluations instead of 12, mostly.
-fn sections(d_theta: f64) -> [f64; ND] {
+/// (sigma_D) centred on `d_theta` that falls within the section.
+fn sections(d_theta: f64) -> [f32; ND] {
+    let table = angular_table();
     let half = PI / ND as f64;
-    let s = SIGMA_D * std::f64::consts::SQRT_2;
-    let alpha: [f64; ND] = std::array::from_fn(|k| angle_diff(-PI + (2 * k + 1) as f64 * half, d_theta));
-    let mut out = [0.0; ND];
-    let mut carried: Option<f64> = None;
-    for k in 0..ND {
-        let lower = carried.unwrap_or_else(|| erf((alpha[k] - half) / s));
-        let upper = erf((alpha[k] + half) / s);
-        out[k] = 0.5 * (upper - lower);
-        carried = (k + 1 < ND && (alpha[k + 1] - alpha[k] - 2.0 * half).abs() < 1e-9).then_some(upper);
-    }
-    out
+    std::array::from_fn(|k| {
+        let alpha = angle_diff(-PI + (2 * k + 1) as f64 * half, d_theta);
+        let x = (alpha + PI) * (ANGULAR_STEPS as f64 / TAU);
+        let i = (x as usize).min(ANGULAR_STEPS - 1);
+        let f = (x - i as f64) as f32;
+        table[i] + f * (table[i + 1] - table[i])
+    })
 }
 
 /// exp(-(w - c_j)² / 2σ²) for the cell centres c_j, j in lo..=hi, into
@@ -171,7 +180,9 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
         (lo, hi)
     };
     let mut out = Vec::with_capacity(points.len());
-    let mut acc = vec![[0.0f64; ND]; NS * NS];
+    // Section-major rows of 16 cells (acc[k * NS + i][j]) in f32, so that
+    // a neighbour's update of one row is a few SIMD operations.
+    let mut acc = vec![[0.0f32; NS]; ND * NS];
     for (m_i, m) in points.iter().enumerate() {
         let neighbours = neighbours(points, m_i);
         if neighbours.len() < MIN_NEIGHBOURS {
@@ -213,12 +224,11 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
         if cyl.valid_cells < min_cells {
             continue;
         }
-        acc.iter_mut().for_each(|a| *a = [0.0; ND]);
+        acc.iter_mut().for_each(|row| *row = [0.0; NS]);
         for t in &neighbours {
             // A neighbour's contribution to each section does not depend on
             // the cell: compute it once.
-            let d_theta = angle_diff(m.theta, t.theta);
-            let sec = sections(d_theta);
+            let sec = sections(angle_diff(m.theta, t.theta));
             // The neighbour in the cylinder's frame (rotated by -theta).
             let (dx, dy) = (t.x - m.x, t.y - m.y);
             let (tu, tv) = (c * dx + s * dy, -s * dx + c * dy);
@@ -227,38 +237,39 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
             // of one factor per row and one per column.
             let mut gv = [0.0f64; NS];
             gaussian_run(tv, j0, j1 as usize, &mut gv);
-            gv.iter_mut().for_each(|g| *g *= gauss_norm);
             let mut gus = [0.0f64; NS];
             gaussian_run(tu, i0, i1 as usize, &mut gus);
+            let dv2: [f64; NS] = std::array::from_fn(|j| (tv - centre(j)).powi(2));
             for (i, &gu) in gus.iter().enumerate().take(i1 as usize + 1).skip(i0) {
-                let du2 = (tu - centre(i)).powi(2);
-                for j in j0..=j1 as usize {
-                    let d2 = du2 + (tv - centre(j)).powi(2);
-                    if d2 > reach * reach {
-                        continue;
+                // Only cells within 3 sigma count: a run of columns per row.
+                let room = reach * reach - (tu - centre(i)).powi(2);
+                let row: [f32; NS] = std::array::from_fn(|j| {
+                    if dv2[j] <= room {
+                        (gauss_norm * gu * gv[j]) as f32
+                    } else {
+                        0.0
                     }
-                    let g = gu * gv[j];
-                    let a = &mut acc[i * NS + j];
-                    for k in 0..ND {
-                        a[k] += g * sec[k];
+                });
+                for (k, &w) in sec.iter().enumerate() {
+                    for (a, r) in acc[k * NS + i].iter_mut().zip(&row) {
+                        *a += w * r;
                     }
                 }
             }
         }
+        // A row of 16 cells is 16 bits of one word (bit k*256 + i*16 + j).
         // Bits of invalid cells never count (similarity is taken over the
-        // common valid cells), so only valid cells are thresholded.
-        for w in 0..MASK_WORDS {
-            let mut valid = cyl.code.valid[w];
-            while valid != 0 {
-                let cell = w * 64 + valid.trailing_zeros() as usize;
-                valid &= valid - 1;
-                for (k, v) in acc[cell].iter().enumerate() {
-                    if *v >= MU_PSI {
-                        let bit = k * NS * NS + cell;
-                        cyl.code.bits[bit / 64] |= 1 << (bit % 64);
-                    }
-                }
-            }
+        // common valid cells), so they are cleared.
+        for (r, row) in acc.iter().enumerate() {
+            let mask = row
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (j, &a)| m | (u64::from(a >= MU_PSI as f32) << j));
+            let bit = r * NS;
+            cyl.code.bits[bit / 64] |= mask << (bit % 64);
+        }
+        for (w, b) in cyl.code.bits.iter_mut().enumerate() {
+            *b &= cyl.code.valid[w % MASK_WORDS];
         }
         out.push(cyl);
     }

@@ -137,11 +137,20 @@ impl GrownHull {
         if let Some(p) = self.point {
             return dist2(p, q) <= self.m2;
         }
-        let inside = self.has_inside
-            && self
-                .edges
-                .iter()
-                .all(|&(a, d, _)| d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0) >= 0.0);
+        // One pass over the edges: inside when on the inner side of all;
+        // out for sure when farther than the margin beyond any edge's line
+        // (the distance to a convex hull is at least that), which settles
+        // most cells far outside without the segment distances.
+        let mut inside = self.has_inside;
+        for &(a, d, len2) in &self.edges {
+            let cross = d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0);
+            if cross < 0.0 {
+                inside = false;
+                if cross * cross > self.m2 * len2 * (1.0 + 1e-9) {
+                    return false;
+                }
+            }
+        }
         inside
             || self
                 .edges
