@@ -346,4 +346,25 @@ async fn calibrate_decide_by_fmr_fuse_and_restart() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+
+    // A damaged calibration file is ignored (logged), not fatal: that gallery
+    // answers as uncalibrated, the others as before.
+    server.stop();
+    let file = data.join("calibration/voice-32.json");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text = text.replace("\"knots\"", "\"knots_gone\"");
+    std::fs::write(&file, text).unwrap();
+    let server = Server::start(&data, &[]);
+    let mut c = server.client().await;
+    let err = c
+        .verify(at_fmr(1e-3, probe_of(&voice, pb::Modality::Voice, 1), 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let v = c
+        .verify(at_fmr(1e-3, probe_of(&face, pb::Modality::Face, 1), 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.threshold, t3);
 }

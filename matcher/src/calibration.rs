@@ -132,6 +132,30 @@ impl Calibration {
         })
     }
 
+    /// Checks a calibration read back from storage: a hand-edited or
+    /// damaged file must be refused, not make [`Calibration::fmr`] panic or
+    /// answer nonsense.
+    pub fn check(&self) -> Result<(), MatcherError> {
+        let bad = |m: &str| Err(MatcherError::Calibration(format!("stored calibration is invalid: {m}")));
+        if self.knots.is_empty() {
+            return bad("no knots");
+        }
+        if self
+            .knots
+            .iter()
+            .any(|(s, f)| !s.is_finite() || !(*f > 0.0 && *f <= 1.0))
+        {
+            return bad("a knot is not finite or its FMR is outside (0, 1]");
+        }
+        if self.knots.windows(2).any(|w| w[1].0 <= w[0].0 || w[1].1 > w[0].1) {
+            return bad("knots are not in ascending score and descending FMR order");
+        }
+        if !(self.tail_scale.is_finite() && self.tail_scale > 0.0) || !(0.0..=1.0).contains(&self.tail_fmr) {
+            return bad("the tail model is out of range");
+        }
+        Ok(())
+    }
+
     /// The false match rate of `score`: the expected share of impostor
     /// comparisons scoring at or above it.
     pub fn fmr(&self, score: f32) -> f64 {
@@ -225,6 +249,26 @@ mod tests {
                 (mean + std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
             })
             .collect()
+    }
+
+    #[test]
+    fn a_damaged_stored_calibration_is_refused() {
+        let c = Calibration::fit(&normal_scores(5000, 0.0, 0.1), &[]).unwrap();
+        assert!(c.check().is_ok());
+        let mut json: serde_json::Value = serde_json::to_value(&c).unwrap();
+        json["knots"] = serde_json::json!([]);
+        let empty: Calibration = serde_json::from_value(json.clone()).unwrap();
+        assert!(empty.check().is_err());
+        json["knots"] = serde_json::json!([[0.5, 0.1], [0.4, 0.01]]);
+        assert!(
+            serde_json::from_value::<Calibration>(json.clone())
+                .unwrap()
+                .check()
+                .is_err()
+        );
+        json["knots"] = serde_json::json!([[0.1, 0.1]]);
+        json["tail_scale"] = serde_json::json!(-1.0);
+        assert!(serde_json::from_value::<Calibration>(json).unwrap().check().is_err());
     }
 
     #[test]

@@ -73,6 +73,7 @@ impl CalibrationStore {
             match std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<GalleryCalibration>(&b).map_err(|e| e.to_string()))
+                .and_then(|c| c.calibration.check().map(|()| c).map_err(|e| e.to_string()))
             {
                 Ok(c) => {
                     by_gallery.insert(c.gallery.clone(), Arc::new(c));
