@@ -143,14 +143,14 @@ impl Calibration {
         if self
             .knots
             .iter()
-            .any(|(s, f)| !s.is_finite() || !(*f > 0.0 && *f <= 1.0))
+            .any(|(s, f)| !(s.is_finite() && *f > 0.0 && *f <= 1.0))
         {
             return bad("a knot is not finite or its FMR is outside (0, 1]");
         }
         if self.knots.windows(2).any(|w| w[1].0 <= w[0].0 || w[1].1 > w[0].1) {
             return bad("knots are not in ascending score and descending FMR order");
         }
-        if !(self.tail_scale.is_finite() && self.tail_scale > 0.0) || !(0.0..=1.0).contains(&self.tail_fmr) {
+        if !(self.tail_scale.is_finite() && self.tail_scale > 0.0 && (0.0..=1.0).contains(&self.tail_fmr)) {
             return bad("the tail model is out of range");
         }
         Ok(())
