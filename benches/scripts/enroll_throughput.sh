@@ -2,7 +2,7 @@
 # Batch-enrollment throughput: one fresh release server per source, each job
 # started with `biomatch job start` and followed until it reports SUCCEEDED
 # (every record fsynced). Inputs come from the enroll_inputs bin:
-#   target/release/enroll_inputs --out /tmp/enr --embeddings 200000 --fingerprints 10000
+#   target/release/enroll_inputs --out /tmp/enr --embeddings 200000 --fingerprints 20000
 #   target/release/enroll_inputs --out /tmp/enr128 --embeddings 400000 --dim 128 --fingerprints 0
 # Usage: benches/scripts/enroll_throughput.sh [work-dir]   (default /tmp/enrbench)
 set -euo pipefail

@@ -62,18 +62,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if a.fingerprints > 0 {
         let dir = a.out.join("fingerprints");
         std::fs::create_dir_all(&dir)?;
+        // Templates of every folder, named by folder too: FVC databases
+        // reuse the same stems (101_1 ...), which would otherwise overwrite
+        // each other.
         let mut real = Vec::new();
-        for d in a.iso_dirs.split(',') {
-            real.extend(read_dir_files(Path::new(d))?);
+        for (k, d) in a.iso_dirs.split(',').enumerate() {
+            real.extend(
+                read_dir_files(Path::new(d))?
+                    .into_iter()
+                    .map(|(stem, bytes)| (format!("d{k}f{stem}"), bytes)),
+            );
         }
         if real.is_empty() {
             return Err("no ISO templates found".into());
         }
         for i in 0..a.fingerprints {
             let (stem, bytes) = &real[i % real.len()];
-            // Copy c of finger 101 is subject c101; impressions stay together.
+            // Copy c of finger 101 of folder k is subject c{c}d{k}f101;
+            // impressions stay together.
             let copy = i / real.len();
-            std::fs::write(dir.join(format!("c{copy}f{stem}.iso")), bytes)?;
+            std::fs::write(dir.join(format!("c{copy}{stem}.iso")), bytes)?;
         }
     }
     Ok(())
