@@ -16,7 +16,7 @@ use biomatch_matcher::calibration::check_target;
 use biomatch_matcher::fusion::FusionMethod;
 use biomatch_matcher::{Modality, is_match};
 
-use super::{GalleryKey, IdentifyInput, MAX_TOP_K, MatchService, Result, Template};
+use super::{GalleryKey, IdentifyInput, MAX_TOP_K, MatchService, Result, Scoring, Template};
 use crate::error::ServiceError;
 
 /// Most parts a MULTI probe may have.
@@ -111,10 +111,12 @@ impl MatchService {
     }
 
     /// The best score of `subject`'s records in `g` whose metadata holds
-    /// every pair of `filter`; None when it has none.
+    /// every pair of `filter`, by a probe prepared once per call (a
+    /// fingerprint probe's cylinders are not rebuilt per subject); None when
+    /// it has none.
     async fn subject_best(
         &self,
-        probe: &Template,
+        scoring: Arc<Scoring>,
         g: Arc<Gallery>,
         subject: &str,
         filter: &BTreeMap<String, String>,
@@ -122,7 +124,6 @@ impl MatchService {
         if g.subject_records(subject).is_empty() {
             return Ok(None);
         }
-        let scoring = self.scoring(probe.clone()).await?;
         let (subject, filter) = (subject.to_string(), filter.clone());
         self.pool
             .run(move |_| {
@@ -173,9 +174,12 @@ impl MatchService {
         let keys = self.fusion_keys(&parts)?;
         let threshold = self.fused_threshold(threshold, target_fmr)?;
         let mut out = Vec::with_capacity(parts.len());
-        for (probe, key) in parts.iter().zip(&keys) {
+        for (probe, key) in parts.into_iter().zip(&keys) {
             let best = match self.catalog.get(&key.name()).transpose()? {
-                Some(g) => self.subject_best(probe, g, &subject, &BTreeMap::new()).await?,
+                Some(g) => {
+                    let scoring = Arc::new(self.scoring(probe).await?);
+                    self.subject_best(scoring, g, &subject, &BTreeMap::new()).await?
+                }
                 None => None,
             };
             out.push(self.part(*key, best)?);
@@ -232,14 +236,26 @@ impl MatchService {
                 known.entry(c.subject_id).or_insert_with(|| vec![None; parts.len()])[i] = Some((c.record_id, c.score));
             }
         }
+        // Each part prepared once, for the subjects its search missed.
+        let mut scorings: Vec<Option<Arc<Scoring>>> = vec![None; parts.len()];
         let mut candidates = Vec::with_capacity(known.len());
         for (subject, scores) in known {
             let mut fused_parts = Vec::with_capacity(parts.len());
-            for ((probe, key), score) in parts.iter().zip(&keys).zip(scores) {
+            for (i, (key, score)) in keys.iter().zip(scores).enumerate() {
                 let best = match score {
                     Some(s) => Some(s),
                     None => match self.catalog.get(&key.name()).transpose()? {
-                        Some(g) => self.subject_best(probe, g, &subject, &filter).await?,
+                        Some(g) => {
+                            let scoring = match &scorings[i] {
+                                Some(s) => s.clone(),
+                                None => {
+                                    let s = Arc::new(self.scoring(parts[i].clone()).await?);
+                                    scorings[i] = Some(s.clone());
+                                    s
+                                }
+                            };
+                            self.subject_best(scoring, g, &subject, &filter).await?
+                        }
                         None => None,
                     },
                 };
