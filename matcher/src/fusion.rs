@@ -85,6 +85,14 @@ pub fn fused_score(fmrs: &[f64]) -> f64 {
     -ln_p / std::f64::consts::LN_10
 }
 
+/// Largest per-modality FMR Stouffer's method uses. A score at or below
+/// every calibration impostor has FMR 1, whose normal deviate is minus
+/// infinity: it would cancel any evidence from the other modalities. The
+/// calibration table resolves FMRs near 1 only coarsely anyway (20 knots
+/// per decade), so such a score counts as strong, finite evidence against
+/// (z = -3.09) instead.
+pub const STOUFFER_MAX_FMR: f64 = 1.0 - 1e-3;
+
 /// `-log10` of the combined FMR of `fmrs` by Stouffer's method, 0 when empty.
 pub fn stouffer_score(fmrs: &[f64]) -> f64 {
     if fmrs.is_empty() {
@@ -92,7 +100,7 @@ pub fn stouffer_score(fmrs: &[f64]) -> f64 {
     }
     let z: f64 = fmrs
         .iter()
-        .map(|&p| -normal_quantile(p.clamp(MIN_FMR, 1.0)))
+        .map(|&p| -normal_quantile(p.clamp(MIN_FMR, STOUFFER_MAX_FMR)))
         .sum::<f64>()
         / (fmrs.len() as f64).sqrt();
     (-ln_upper_tail(z) / std::f64::consts::LN_10).max(0.0)
@@ -218,6 +226,9 @@ mod tests {
         // Agreement is rewarded: two moderate FMRs beat one of them alone.
         assert!(stouffer_score(&[1e-2, 1e-2]) > 2.0);
         assert!(FusionMethod::Stouffer.fused_score(&[0.0, 0.5]).is_finite());
+        // A modality below every impostor weighs against, finitely.
+        let strong_and_lowest = stouffer_score(&[1e-12, 1.0]);
+        assert!(strong_and_lowest > 1.0 && strong_and_lowest < stouffer_score(&[1e-12, 0.5]));
     }
 
     #[test]
