@@ -23,4 +23,6 @@ pub use job::{JobCounts, JobFiles, JobState, JobStatus, now_ms};
 pub use manager::{JobManager, validate_job_id};
 pub use sink::{JOB_METADATA_KEY, JobContext, JobSink, Outcome};
 pub use source::{Cursor, RecordSource, SourceFailure, SourceItem, SourceRecord};
-pub use spec::{DEFAULT_BATCH, DuplicateAction, DuplicateCheck, JobSpec, MAX_BATCH, QualityGate, SourceFormat};
+pub use spec::{
+    DEFAULT_BATCH, DuplicateAction, DuplicateCheck, JobSpec, MAX_BATCH, QualityGate, SourceFormat, check_handling,
+};

@@ -194,27 +194,7 @@ impl JobSpec {
                 format.name()
             ));
         }
-        if self.batch_size == 0 {
-            self.batch_size = DEFAULT_BATCH;
-        }
-        if self.batch_size > MAX_BATCH {
-            return bad(format!("batch_size {} is above {MAX_BATCH}", self.batch_size));
-        }
-        let q = &self.quality;
-        if !(0.0..=100.0).contains(&q.min_quality) {
-            return bad(format!("min_quality {} is outside 0..100", q.min_quality));
-        }
-        if !(0.0..=1.0).contains(&q.min_iris_valid_fraction) {
-            return bad(format!(
-                "min_iris_valid_fraction {} is outside 0..1",
-                q.min_iris_valid_fraction
-            ));
-        }
-        if let Some(t) = self.dedup.as_ref().and_then(|d| d.threshold)
-            && !t.is_finite()
-        {
-            return bad(format!("duplicate threshold {t} is not a finite number"));
-        }
+        self.batch_size = check_handling(self.batch_size, &self.quality, self.dedup.as_ref())?;
         Ok(self)
     }
 
@@ -222,6 +202,36 @@ impl JobSpec {
     pub fn source_format(&self) -> SourceFormat {
         self.format.unwrap_or(SourceFormat::Ndjson)
     }
+}
+
+/// Checks how records are to be handled, for file jobs and streamed imports
+/// alike: the batch size (0 means [`DEFAULT_BATCH`]; returns the size to
+/// use), the quality gate's ranges and the duplicate threshold.
+pub fn check_handling(
+    batch_size: usize,
+    quality: &QualityGate,
+    dedup: Option<&DuplicateCheck>,
+) -> Result<usize, EnrollmentError> {
+    let bad = |m: String| Err(EnrollmentError::InvalidSpec(m));
+    let batch_size = if batch_size == 0 { DEFAULT_BATCH } else { batch_size };
+    if batch_size > MAX_BATCH {
+        return bad(format!("batch_size {batch_size} is above {MAX_BATCH}"));
+    }
+    if !(0.0..=100.0).contains(&quality.min_quality) {
+        return bad(format!("min_quality {} is outside 0..100", quality.min_quality));
+    }
+    if !(0.0..=1.0).contains(&quality.min_iris_valid_fraction) {
+        return bad(format!(
+            "min_iris_valid_fraction {} is outside 0..1",
+            quality.min_iris_valid_fraction
+        ));
+    }
+    if let Some(t) = dedup.and_then(|d| d.threshold)
+        && !t.is_finite()
+    {
+        return bad(format!("duplicate threshold {t} is not a finite number"));
+    }
+    Ok(batch_size)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! and idempotence by record id as file jobs.
 
 use biomatch_enrollment::{
-    DEFAULT_BATCH, DuplicateCheck, JobContext, JobSink, MAX_BATCH, Outcome, QualityGate, SourceRecord, validate_job_id,
+    DuplicateCheck, EnrollmentError, JobContext, JobSink, Outcome, QualityGate, SourceRecord, check_handling,
+    validate_job_id,
 };
 use biomatch_proto::v1 as pb;
 use futures::{FutureExt, StreamExt};
@@ -17,45 +18,26 @@ use crate::jobs::ServiceSink;
 /// import never mistakes a file job's records for its own, or the reverse.
 const IMPORT_TAG_PREFIX: &str = "import:";
 
-/// The settings as a job context and a batch size.
+/// The settings as a job context and a batch size, checked as a file job's
+/// spec is.
 fn context(s: pb::ImportSettings) -> Result<(JobContext, usize), ServiceError> {
     validate_job_id(&s.import_id).map_err(|e| ServiceError::InvalidArgument(format!("settings.import_id: {e}")))?;
-    let batch = match s.batch_size as usize {
-        0 => DEFAULT_BATCH,
-        n if n > MAX_BATCH => {
-            return Err(ServiceError::InvalidArgument(format!(
-                "settings.batch_size {n} exceeds {MAX_BATCH}"
-            )));
-        }
-        n => n,
+    let quality = QualityGate {
+        min_quality: s.min_quality,
+        min_minutiae: s.min_minutiae,
+        min_iris_valid_fraction: s.min_iris_valid_fraction,
     };
-    for (name, v) in [
-        ("min_quality", s.min_quality),
-        ("min_iris_valid_fraction", s.min_iris_valid_fraction),
-    ] {
-        if !v.is_finite() {
-            return Err(ServiceError::InvalidArgument(format!(
-                "settings.{name} is not a finite number"
-            )));
-        }
-    }
-    if s.dedup_threshold.is_some_and(|t| !t.is_finite()) {
-        return Err(ServiceError::InvalidArgument(
-            "settings.dedup_threshold is not a finite number".into(),
-        ));
-    }
-    Ok((
-        JobContext {
-            job_id: format!("{IMPORT_TAG_PREFIX}{}", s.import_id),
-            quality: QualityGate {
-                min_quality: s.min_quality,
-                min_minutiae: s.min_minutiae,
-                min_iris_valid_fraction: s.min_iris_valid_fraction,
-            },
-            dedup: DuplicateCheck::from_flags(s.dedup, s.dedup_threshold, s.enroll_duplicates),
-        },
-        batch,
-    ))
+    let dedup = DuplicateCheck::from_flags(s.dedup, s.dedup_threshold, s.enroll_duplicates);
+    let batch = check_handling(s.batch_size as usize, &quality, dedup.as_ref()).map_err(|e| match e {
+        EnrollmentError::InvalidSpec(m) => ServiceError::InvalidArgument(format!("settings: {m}")),
+        other => other.into(),
+    })?;
+    let job = JobContext {
+        job_id: format!("{IMPORT_TAG_PREFIX}{}", s.import_id),
+        quality,
+        dedup,
+    };
+    Ok((job, batch))
 }
 
 fn outcome_to_pb(index: u64, record_id: String, o: Outcome) -> pb::RecordOutcome {
