@@ -118,17 +118,17 @@ pub(super) async fn run(
             Ok(None) => break,
             Err(_) => {
                 // The deadline passed with no final decision.
-                let (score, threshold, step) = match &running {
+                let (score, threshold, last) = match &running {
                     Some(r) => (r.last_score, r.threshold, r.last_step),
                     None => (0.0, 0.0, None),
                 };
                 let step = StreamStep {
                     outcome: StreamOutcome::TimedOut,
-                    ..step.unwrap_or(StreamStep {
+                    ..last.unwrap_or(StreamStep {
                         running: 0.0,
                         leaning_match: false,
                         frames: 0,
-                        outcome: StreamOutcome::TimedOut,
+                        outcome: StreamOutcome::Undecided,
                     })
                 };
                 let _ = tx.send(Ok(response(frame_index, score, threshold, step))).await;

@@ -168,7 +168,7 @@ impl MatchService {
             gallery: key.name(),
             calibration: fit,
             records_sampled: sampled as u64,
-            fitted_at_ms: super::now_ms(),
+            fitted_at_ms: biomatch_enrollment::now_ms(),
         };
         let store = self.calibrations.clone();
         let saved = tokio::task::spawn_blocking(move || store.put(c))

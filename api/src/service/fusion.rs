@@ -16,7 +16,7 @@ use biomatch_matcher::calibration::check_target;
 use biomatch_matcher::fusion::FusionMethod;
 use biomatch_matcher::{Modality, is_match};
 
-use super::{GalleryKey, IdentifyInput, MAX_TOP_K, MatchService, Result, Scoring, Template};
+use super::{GalleryCalibration, GalleryKey, IdentifyInput, MAX_TOP_K, MatchService, Result, Scoring, Template};
 use crate::error::ServiceError;
 
 /// Most parts a MULTI probe may have.
@@ -75,7 +75,7 @@ pub struct FusedIdentifyOutput {
 impl MatchService {
     /// Checks a MULTI probe's parts: 1 to 8, one per gallery, each gallery
     /// calibrated.
-    fn fusion_keys(&self, parts: &[Template]) -> Result<Vec<GalleryKey>> {
+    fn fusion_keys(&self, parts: &[Template]) -> Result<Vec<(GalleryKey, Arc<GalleryCalibration>)>> {
         if parts.is_empty() || parts.len() > MAX_PARTS {
             return Err(ServiceError::InvalidArgument(format!(
                 "a MULTI probe needs 1 to {MAX_PARTS} parts; got {}",
@@ -83,6 +83,9 @@ impl MatchService {
             )));
         }
         let keys: Vec<GalleryKey> = parts.iter().map(Template::key).collect();
+        // Each calibration is read once per request, so that every subject
+        // is judged by the same one even if a Calibrate call lands meanwhile.
+        let mut out = Vec::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
             if keys[..i].contains(k) {
                 return Err(ServiceError::InvalidArgument(format!(
@@ -90,9 +93,9 @@ impl MatchService {
                     k.name()
                 )));
             }
-            self.calibration(*k)?;
+            out.push((*k, self.calibration(*k)?));
         }
-        Ok(keys)
+        Ok(out)
     }
 
     /// The fused decision threshold: given, by target FMR, or the configured
@@ -121,45 +124,9 @@ impl MatchService {
         subject: &str,
         filter: &BTreeMap<String, String>,
     ) -> Result<Option<(String, f32)>> {
-        if g.subject_records(subject).is_empty() {
-            return Ok(None);
-        }
-        let (subject, filter) = (subject.to_string(), filter.clone());
-        self.pool
-            .run(move |_| {
-                g.subject_records(&subject)
-                    .into_iter()
-                    .filter_map(|id| {
-                        let r = g.get(&id, true)?;
-                        if !filter.iter().all(|(k, v)| r.meta.metadata.get(k) == Some(v)) {
-                            return None;
-                        }
-                        Some((id, scoring.score(&r.vector?).0))
-                    })
-                    .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-            })
-            .await
-    }
-
-    /// One modality's part for a subject, by its best score or as absent.
-    fn part(&self, key: GalleryKey, best: Option<(String, f32)>) -> Result<ModalityPart> {
-        let cal = self.calibration(key)?;
-        Ok(match best {
-            Some((record_id, score)) => ModalityPart {
-                gallery: key,
-                present: true,
-                score,
-                fmr: cal.calibration.fmr(score),
-                record_id,
-            },
-            None => ModalityPart {
-                gallery: key,
-                present: false,
-                score: 0.0,
-                fmr: 1.0,
-                record_id: String::new(),
-            },
-        })
+        let ids = g.subject_records(subject);
+        let scores = self.score_records(scoring, g, ids, filter.clone()).await?;
+        Ok(super::best_scored(scores).map(|(id, score, _)| (id, score)))
     }
 
     /// Verifies a subject on several modalities at once.
@@ -174,7 +141,7 @@ impl MatchService {
         let keys = self.fusion_keys(&parts)?;
         let threshold = self.fused_threshold(threshold, target_fmr)?;
         let mut out = Vec::with_capacity(parts.len());
-        for (probe, key) in parts.into_iter().zip(&keys) {
+        for (probe, (key, cal)) in parts.into_iter().zip(&keys) {
             let best = match self.catalog.get(&key.name()).transpose()? {
                 Some(g) => {
                     let scoring = Arc::new(self.scoring(probe).await?);
@@ -182,12 +149,12 @@ impl MatchService {
                 }
                 None => None,
             };
-            out.push(self.part(*key, best)?);
+            out.push(part(*key, cal, best));
         }
         if !out.iter().any(|p| p.present) {
             return Err(ServiceError::NotFound(format!(
                 "subject {subject:?} has no template in any gallery of the probe ({})",
-                keys.iter().map(GalleryKey::name).collect::<Vec<_>>().join(", ")
+                keys.iter().map(|(k, _)| k.name()).collect::<Vec<_>>().join(", ")
             )));
         }
         Ok(fused_verify(self.cfg.fusion_method, out, threshold))
@@ -241,7 +208,7 @@ impl MatchService {
         let mut candidates = Vec::with_capacity(known.len());
         for (subject, scores) in known {
             let mut fused_parts = Vec::with_capacity(parts.len());
-            for (i, (key, score)) in keys.iter().zip(scores).enumerate() {
+            for (i, ((key, cal), score)) in keys.iter().zip(scores).enumerate() {
                 let best = match score {
                     Some(s) => Some(s),
                     None => match self.catalog.get(&key.name()).transpose()? {
@@ -259,7 +226,7 @@ impl MatchService {
                         None => None,
                     },
                 };
-                fused_parts.push(self.part(*key, best)?);
+                fused_parts.push(part(*key, cal, best));
             }
             let v = fused_verify(self.cfg.fusion_method, fused_parts, min_fused);
             if v.score >= min_fused {
@@ -278,6 +245,26 @@ impl MatchService {
         });
         candidates.truncate(top_k);
         Ok(FusedIdentifyOutput { candidates })
+    }
+}
+
+/// One modality's part for a subject, by its best score or as absent.
+fn part(key: GalleryKey, cal: &GalleryCalibration, best: Option<(String, f32)>) -> ModalityPart {
+    match best {
+        Some((record_id, score)) => ModalityPart {
+            gallery: key,
+            present: true,
+            score,
+            fmr: cal.calibration.fmr(score),
+            record_id,
+        },
+        None => ModalityPart {
+            gallery: key,
+            present: false,
+            score: 0.0,
+            fmr: 1.0,
+            record_id: String::new(),
+        },
     }
 }
 

@@ -228,7 +228,7 @@ impl MatchService {
         let n = inputs.len();
         let mut out: Vec<Option<Result<EnrollOutput>>> = (0..n).map(|_| None).collect();
         let mut groups: BTreeMap<GalleryKey, Vec<(usize, NewRecord)>> = BTreeMap::new();
-        let now_ms = now_ms();
+        let now_ms = biomatch_enrollment::now_ms();
         // Building rows is CPU work (a millisecond per fingerprint): on the pool.
         let cfg = self.cfg.clone();
         let prepared = self
@@ -332,36 +332,21 @@ impl MatchService {
         };
         validate::id(target_field, target_id)?;
         let gallery = self.catalog.get(&key.name()).transpose()?;
-        let scoring = self.scoring(input.probe).await?;
-        let target = input.target.clone();
+        let scoring = Arc::new(self.scoring(input.probe).await?);
         let scores = match gallery {
             Some(g) => {
-                self.pool
-                    .run(move |_| {
-                        let ids = match &target {
-                            Target::Subject(s) => g.subject_records(s),
-                            Target::Record(r) => vec![r.clone()],
-                        };
-                        ids.into_iter()
-                            .filter_map(|id| {
-                                let row = g.get(&id, true)?.vector?;
-                                let (score, iris) = scoring.score(&row);
-                                Some((id, score, iris))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .await?
+                let ids = match &input.target {
+                    Target::Subject(s) => g.subject_records(s),
+                    Target::Record(r) => vec![r.clone()],
+                };
+                self.score_records(scoring, g, ids, BTreeMap::new()).await?
             }
             None => Vec::new(),
         };
-        if scores.is_empty() {
-            return Err(self.explain_missing(&input.target, key));
-        }
         let compared = scores.len() as u32;
-        let (record_id, score, iris) = scores
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-            .expect("non-empty");
+        let Some((record_id, score, iris)) = best_scored(scores) else {
+            return Err(self.explain_missing(&input.target, key));
+        };
         Ok(VerifyOutput {
             score,
             matched: is_match(score, threshold),
@@ -371,6 +356,31 @@ impl MatchService {
             iris,
             fmr: self.score_fmr(key, score),
         })
+    }
+
+    /// Scores the stored rows of `ids` in `g` whose metadata holds every
+    /// pair of `filter`, on the pool; ids no longer stored are skipped.
+    async fn score_records(
+        &self,
+        scoring: Arc<Scoring>,
+        g: Arc<Gallery>,
+        ids: Vec<String>,
+        filter: BTreeMap<String, String>,
+    ) -> Result<Vec<(String, f32, Option<IrisMatch>)>> {
+        self.pool
+            .run(move |_| {
+                ids.into_iter()
+                    .filter_map(|id| {
+                        let r = g.get(&id, true)?;
+                        if !filter.iter().all(|(k, v)| r.meta.metadata.get(k) == Some(v)) {
+                            return None;
+                        }
+                        let (score, iris) = scoring.score(&r.vector?);
+                        Some((id, score, iris))
+                    })
+                    .collect()
+            })
+            .await
     }
 
     /// Why a verification target was not found in `key`'s gallery.
@@ -431,6 +441,7 @@ impl MatchService {
         let scoring = self.scoring(input.probe).await?;
         let filter = input.filter;
         let gallery = g.clone();
+        let calibration = self.calibrations.get(&key.name());
         let candidates = self
             .pool
             .run_scan(move |cancel| -> Result<Vec<Candidate>, biomatch_index::IndexError> {
@@ -464,19 +475,12 @@ impl MatchService {
                             record_id: h.record_id,
                             score: h.score,
                             iris,
-                            fmr: None,
+                            fmr: calibration.as_ref().map(|c| c.calibration.fmr(h.score)),
                         }
                     })
                     .collect())
             })
             .await??;
-        let candidates = candidates
-            .into_iter()
-            .map(|c| Candidate {
-                fmr: self.score_fmr(key, c.score),
-                ..c
-            })
-            .collect();
         Ok(IdentifyOutput {
             candidates,
             gallery_size: g.stats().records,
@@ -653,11 +657,12 @@ impl MatchService {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// The best of scored records: the highest score, ties to the smaller
+/// record id, so that repeated calls agree.
+fn best_scored<T>(scores: Vec<(String, f32, T)>) -> Option<(String, f32, T)> {
+    scores
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
 }
 
 /// Validates a record to enroll and builds its row.
