@@ -173,11 +173,12 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
     let reach = 3.0 * SIGMA_S;
     let min_cells = (MIN_VALID_CELLS * f64::from(cells_in_circle())).ceil() as u32;
     let centre = |i: usize| delta * (i as f64 - 7.5);
-    // The first and last cell index whose centre lies within `reach` of `w`.
+    // The first and last cell index whose centre lies within `reach` of `w`;
+    // (1, 0), an empty run, when none does.
     let span = |w: f64| {
-        let lo = ((w - reach) / delta + 7.5).ceil().max(0.0) as usize;
+        let lo = ((w - reach) / delta + 7.5).ceil().max(0.0);
         let hi = ((w + reach) / delta + 7.5).floor().min((NS - 1) as f64);
-        (lo, hi)
+        if hi < lo { (1, 0) } else { (lo as usize, hi as usize) }
     };
     let mut out = Vec::with_capacity(points.len());
     // Section-major rows of 16 cells (acc[k * NS + i][j]) in f32, so that
@@ -236,11 +237,11 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
             // The Gaussian is separable: exp(-(du² + dv²) / 2σ²) is a product
             // of one factor per row and one per column.
             let mut gv = [0.0f64; NS];
-            gaussian_run(tv, j0, j1 as usize, &mut gv);
+            gaussian_run(tv, j0, j1, &mut gv);
             let mut gus = [0.0f64; NS];
-            gaussian_run(tu, i0, i1 as usize, &mut gus);
+            gaussian_run(tu, i0, i1, &mut gus);
             let dv2: [f64; NS] = std::array::from_fn(|j| (tv - centre(j)).powi(2));
-            for (i, &gu) in gus.iter().enumerate().take(i1 as usize + 1).skip(i0) {
+            for (i, &gu) in gus.iter().enumerate().take(i1 + 1).skip(i0) {
                 // Only cells within 3 sigma count: a run of columns per row.
                 let room = reach * reach - (tu - centre(i)).powi(2);
                 let row: [f32; NS] = std::array::from_fn(|j| {
