@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${BIOMATCH_VENV:-.venv}
-if ! "$venv/bin/python" -c "import grpc_tools, pytest, pyeer.eer_info" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import grpc_tools, pytest, pyeer.eer_info, schemathesis" 2>/dev/null; then
   echo "== setting up $venv for the Python interop and metric-conformance tests"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r api/tests/interop/requirements.txt

@@ -47,6 +47,10 @@ pub enum Command {
     /// Benchmarks and evaluations.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Operator commands on the platform database: the first administrator,
+    /// API keys.
+    #[command(subcommand)]
+    Admin(crate::admin_cli::AdminCommand),
 }
 
 /// `bench` subcommands.
@@ -77,6 +81,12 @@ pub struct ServeArgs {
     /// Write the bound gRPC address to this file once listening.
     #[arg(long)]
     pub port_file: Option<PathBuf>,
+    /// REST listen address (port 0 picks a free one).
+    #[arg(long)]
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// Write the bound REST address to this file once listening.
+    #[arg(long)]
+    pub http_port_file: Option<PathBuf>,
 }
 
 /// Where the server is.
@@ -85,6 +95,28 @@ pub struct ClientArgs {
     /// Server URL.
     #[arg(long, env = "BIOMATCH_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// API key (`bmk_…`) or access token for servers that require
+    /// credentials.
+    #[arg(long, env = "BIOMATCH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+impl ClientArgs {
+    /// A connected channel that sends the credentials with every call.
+    pub async fn channel(&self) -> Result<biomatch_proto::AuthedChannel, Box<dyn std::error::Error>> {
+        let creds = match &self.api_key {
+            Some(k) => {
+                biomatch_proto::Credentials::from_secret(k).ok_or("--api-key holds characters a header cannot carry")?
+            }
+            None => biomatch_proto::Credentials::none(),
+        };
+        let ch = tonic::transport::Channel::from_shared(self.server.clone())
+            .map_err(|e| format!("--server {:?}: {e}", self.server))?
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach biomatch at {}: {e}", self.server))?;
+        Ok(tonic::service::interceptor::InterceptedService::new(ch, creds))
+    }
 }
 
 /// Server, modality and the file of vectors: what every vector command takes.
@@ -235,11 +267,8 @@ fn emit(v: serde_json::Value) -> CliResult {
     Ok(())
 }
 
-async fn connect(c: &ClientArgs) -> Result<MatcherClient<tonic::transport::Channel>, Box<dyn std::error::Error>> {
-    let client = MatcherClient::connect(c.server.clone())
-        .await
-        .map_err(|e| format!("cannot reach biomatch at {}: {e}", c.server))?;
-    Ok(client
+async fn connect(c: &ClientArgs) -> Result<MatcherClient<biomatch_proto::AuthedChannel>, Box<dyn std::error::Error>> {
+    Ok(MatcherClient::new(c.channel().await?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))
 }
@@ -409,6 +438,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
         }
         Command::Bench(b) => bench(b).await,
         Command::Job(j) => crate::job_cli::run(j).await,
+        Command::Admin(a) => crate::admin_cli::run(a).await,
         Command::Calibrate(a) => calibrate(a).await,
         Command::Stats(a) => {
             let mut c = connect(&a).await?;

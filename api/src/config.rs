@@ -27,6 +27,28 @@
 //! fingerprint_threshold = 0.03  # MCC similarity; see BENCHMARKS.md for FMR
 //! multi_threshold = 4.0         # fused score = -log10(combined FMR)
 //! fusion_method = "stouffer"    # or "fisher"
+//!
+//! [http]                        # the REST layer
+//! addr = "127.0.0.1:8080"
+//! cors_origins = []             # e.g. ["https://console.example"]; ["*"] for any
+//! rate_limit_per_minute = 1200  # per client address, every route
+//! login_per_minute = 10
+//! register_per_minute = 10
+//! user_create_per_minute = 10
+//! refresh_per_minute = 60
+//!
+//! [auth]
+//! jwt_secret = "..."            # unset: generated into data_dir/jwt.secret
+//! access_ttl_secs = 900
+//! refresh_ttl_secs = 2592000
+//! lockout_threshold = 5
+//! lockout_secs = 900
+//! grpc_anonymous = false        # true: matching RPCs need no credentials
+//!
+//! [database]
+//! url = "postgres://..."        # or DATABASE_URL; unset: SQLite in data_dir
+//! redis_url = "redis://..."     # or REDIS_URL; unset: in-process cache
+//! redis_prefix = "biomatch:"
 //! ```
 
 use std::net::SocketAddr;
@@ -46,6 +68,125 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Matching rules per modality.
     pub matching: MatchingConfig,
+    /// The REST layer.
+    pub http: HttpConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Platform database and cache.
+    pub database: DatabaseConfig,
+}
+
+/// The REST layer's address and limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// When set, the bound HTTP address is written here once listening.
+    pub port_file: Option<PathBuf>,
+    /// Origins allowed by CORS; empty sends no CORS headers, `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per client address, on every route (0 = off).
+    pub rate_limit_per_minute: u64,
+    /// Login attempts per minute per client address.
+    pub login_per_minute: u64,
+    /// Registrations per minute per client address.
+    pub register_per_minute: u64,
+    /// Users created by administrators per minute per administrator.
+    pub user_create_per_minute: u64,
+    /// Token refreshes per minute per client address.
+    pub refresh_per_minute: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: "127.0.0.1:8080".parse().expect("valid literal"),
+            port_file: None,
+            cors_origins: Vec::new(),
+            rate_limit_per_minute: 1200,
+            login_per_minute: 10,
+            register_per_minute: 10,
+            user_create_per_minute: 10,
+            refresh_per_minute: 60,
+        }
+    }
+}
+
+/// Authentication settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret (at least 32 bytes); unset generates one into the data
+    /// directory. Set it when several instances share a database.
+    pub jwt_secret: Option<String>,
+    /// Access-token lifetime, seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_ttl_secs: u64,
+    /// Consecutive failed logins that lock an account.
+    pub lockout_threshold: u32,
+    /// Seconds such a lockout lasts.
+    pub lockout_secs: u64,
+    /// Seconds a checked API key is trusted from the cache.
+    pub api_key_cache_secs: u64,
+    /// Serve matching RPCs without credentials (closed networks, tests).
+    pub grpc_anonymous: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            lockout_threshold: 5,
+            lockout_secs: 900,
+            api_key_cache_secs: 10,
+            grpc_anonymous: false,
+        }
+    }
+}
+
+/// Where the platform's users, content and audit log live.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…`; unset uses SQLite in the data directory.
+    pub url: Option<String>,
+    /// `redis://…`; unset uses an in-process cache.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            redis_url: None,
+            redis_prefix: "biomatch:".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The platform layer's settings.
+    pub fn platform(&self) -> biomatch_platform::PlatformConfig {
+        use std::time::Duration;
+        biomatch_platform::PlatformConfig {
+            data_dir: self.storage.data_dir.clone(),
+            database_url: self.database.url.clone(),
+            redis_url: self.database.redis_url.clone(),
+            redis_prefix: self.database.redis_prefix.clone(),
+            jwt_secret: self.auth.jwt_secret.clone(),
+            access_ttl: Duration::from_secs(self.auth.access_ttl_secs.max(1)),
+            refresh_ttl: Duration::from_secs(self.auth.refresh_ttl_secs.max(1)),
+            lockout_threshold: self.auth.lockout_threshold.max(1),
+            lockout: Duration::from_secs(self.auth.lockout_secs),
+            api_key_cache: Duration::from_secs(self.auth.api_key_cache_secs),
+        }
+    }
 }
 
 /// Network and request limits.
@@ -273,6 +414,47 @@ impl Config {
             self.matching.iris_code_version,
             parse::<String>
         );
+        set!("BIOMATCH_HTTP_ADDR", self.http.addr, parse);
+        set!("BIOMATCH_RATE_LIMIT_PER_MINUTE", self.http.rate_limit_per_minute, parse);
+        set!("BIOMATCH_LOGIN_PER_MINUTE", self.http.login_per_minute, parse);
+        set!("BIOMATCH_REGISTER_PER_MINUTE", self.http.register_per_minute, parse);
+        set!(
+            "BIOMATCH_USER_CREATE_PER_MINUTE",
+            self.http.user_create_per_minute,
+            parse
+        );
+        set!("BIOMATCH_REFRESH_PER_MINUTE", self.http.refresh_per_minute, parse);
+        set!("BIOMATCH_ACCESS_TTL_SECS", self.auth.access_ttl_secs, parse);
+        set!("BIOMATCH_REFRESH_TTL_SECS", self.auth.refresh_ttl_secs, parse);
+        set!("BIOMATCH_LOCKOUT_THRESHOLD", self.auth.lockout_threshold, parse);
+        set!("BIOMATCH_LOCKOUT_SECS", self.auth.lockout_secs, parse);
+        set!("BIOMATCH_API_KEY_CACHE_SECS", self.auth.api_key_cache_secs, parse);
+        set!("BIOMATCH_GRPC_ANONYMOUS", self.auth.grpc_anonymous, parse);
+        set!("BIOMATCH_REDIS_PREFIX", self.database.redis_prefix, parse::<String>);
+        for var in ["DATABASE_URL", "BIOMATCH_DATABASE_URL"] {
+            if let Some(v) = get(var).filter(|v| !v.trim().is_empty()) {
+                self.database.url = Some(v);
+            }
+        }
+        for var in ["REDIS_URL", "BIOMATCH_REDIS_URL"] {
+            if let Some(v) = get(var).filter(|v| !v.trim().is_empty()) {
+                self.database.redis_url = Some(v);
+            }
+        }
+        if let Some(v) = get("BIOMATCH_JWT_SECRET") {
+            self.auth.jwt_secret = Some(v);
+        }
+        if let Some(v) = get("BIOMATCH_CORS_ORIGINS") {
+            self.http.cors_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = get("BIOMATCH_HTTP_PORT_FILE") {
+            self.http.port_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("BIOMATCH_PORT_FILE") {
             self.server.port_file = Some(PathBuf::from(v));
         }

@@ -126,10 +126,8 @@ pub struct JobReportArgs {
 
 async fn connect(
     c: &ClientArgs,
-) -> Result<EnrollmentJobsClient<tonic::transport::Channel>, Box<dyn std::error::Error>> {
-    Ok(EnrollmentJobsClient::connect(c.server.clone())
-        .await
-        .map_err(|e| format!("cannot reach biomatch at {}: {e}", c.server))?)
+) -> Result<EnrollmentJobsClient<biomatch_proto::AuthedChannel>, Box<dyn std::error::Error>> {
+    Ok(EnrollmentJobsClient::new(c.channel().await?))
 }
 
 /// A job as printed.
@@ -259,7 +257,7 @@ pub async fn run(cmd: JobCommand) -> CliResult {
 }
 
 /// Follows a job with a progress bar until it ends; fails when the job fails.
-async fn follow(client: &mut EnrollmentJobsClient<tonic::transport::Channel>, job_id: &str) -> CliResult {
+async fn follow(client: &mut EnrollmentJobsClient<biomatch_proto::AuthedChannel>, job_id: &str) -> CliResult {
     let mut stream = client
         .watch_job(pb::JobRef { job_id: job_id.into() })
         .await?

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin_cli;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -10,5 +11,6 @@ pub mod grpc;
 pub mod job_cli;
 pub mod jobs;
 pub mod pool;
+pub mod rest;
 pub mod server;
 pub mod service;

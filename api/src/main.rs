@@ -34,6 +34,12 @@ fn main() -> std::process::ExitCode {
                 if let Some(p) = args.port_file {
                     cfg.server.port_file = Some(p);
                 }
+                if let Some(a) = args.http_addr {
+                    cfg.http.addr = a;
+                }
+                if let Some(p) = args.http_port_file {
+                    cfg.http.port_file = Some(p);
+                }
                 biomatch_api::server::serve(cfg).await?;
                 Ok(())
             }

@@ -44,6 +44,9 @@ pub enum ServeError {
     /// Reflection could not be set up.
     #[error("reflection setup failed: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The platform stores (database, cache) could not be opened.
+    #[error("cannot open the platform database or cache: {0}")]
+    Platform(#[from] biomatch_platform::PlatformError),
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -74,6 +77,11 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         &cfg.storage.data_dir.join("jobs"),
         Arc::new(ServiceSink::new(svc.clone())),
     )?;
+
+    let platform = biomatch_platform::Platform::open(cfg.platform()).await?;
+    if cfg.auth.grpc_anonymous {
+        tracing::warn!("gRPC matching accepts calls without credentials (auth.grpc_anonymous)");
+    }
 
     let listener = TcpListener::bind(cfg.server.grpc_addr)
         .await
@@ -110,8 +118,38 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
     });
 
+    let http_listener = TcpListener::bind(cfg.http.addr)
+        .await
+        .map_err(|source| ServeError::Io {
+            context: format!("cannot listen on {} (REST)", cfg.http.addr),
+            source,
+        })?;
+    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Io {
+        context: "reading the bound REST address".into(),
+        source,
+    })?;
+    let state = crate::rest::AppState {
+        platform: platform.clone(),
+        matching: svc.clone(),
+        http: Arc::new(cfg.http.clone()),
+        grpc_anonymous: cfg.auth.grpc_anonymous,
+    };
+    // One signal stops both servers.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let rest = tokio::spawn(crate::rest::serve(http_listener, state, stopped(stop_rx.clone())));
+
     info!(
         grpc = %addr,
+        http = %http_addr,
+        database = ?platform.db.backend,
+        cache = platform.cache.kind(),
         data_dir = %cfg.storage.data_dir.display(),
         isa = Isa::active().name(),
         search_threads = pool.threads(),
@@ -120,6 +158,13 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     for g in svc.stats().iter().filter(|g| g.error.is_some()) {
         error!(gallery = %g.name, error = g.error.as_deref().unwrap_or(""), "gallery is not served");
     }
+    // The REST port file first: scripts wait for the gRPC one.
+    if let Some(path) = &cfg.http.port_file {
+        std::fs::write(path, http_addr.to_string()).map_err(|source| ServeError::Io {
+            context: format!("cannot write port file {}", path.display()),
+            source,
+        })?;
+    }
     if let Some(path) = &cfg.server.port_file {
         std::fs::write(path, addr.to_string()).map_err(|source| ServeError::Io {
             context: format!("cannot write port file {}", path.display()),
@@ -127,12 +172,16 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         })?;
     }
     tonic::transport::Server::builder()
+        .layer(crate::grpc::guard::GuardLayer::new(platform, cfg.auth.grpc_anonymous))
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(matcher)
         .add_service(EnrollmentJobsServer::new(JobsGrpc::new(jobs)))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(incoming(listener), stopped(stop_rx))
         .await?;
+    if let Ok(Err(e)) = rest.await {
+        error!(error = %e, "REST server failed");
+    }
     info!("biomatch stopped");
     Ok(())
 }

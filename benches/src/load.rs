@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use biomatch_datasets::SyntheticEmbeddings;
 use biomatch_proto::v1 as pb;
+use biomatch_proto::{AuthedChannel, Credentials};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,6 +28,7 @@ use pb::matcher_client::MatcherClient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::BenchError;
@@ -47,6 +49,10 @@ pub struct LoadArgs {
     /// Server URL.
     #[arg(long, env = "BIOMATCH_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// API key (`bmk_…`) or access token for servers that require
+    /// credentials.
+    #[arg(long, env = "BIOMATCH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Concurrent callers (closed loop) or the most requests in flight
     /// (open loop).
     #[arg(long, default_value_t = 8)]
@@ -178,7 +184,7 @@ impl Shared {
     }
 
     /// Issues one call; Err carries the gRPC code's name.
-    async fn call(&self, c: &mut MatcherClient<Channel>, op: Op, rng: &mut StdRng) -> Result<(), String> {
+    async fn call(&self, c: &mut MatcherClient<AuthedChannel>, op: Op, rng: &mut StdRng) -> Result<(), String> {
         let (k, v) = self.probe(rng.random_range(0..self.gallery.max(1)));
         let probe = pb::Template::embedding(self.modality, v);
         let t = self.timeout;
@@ -269,13 +275,18 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
 }
 
-async fn connect(server: &str) -> Result<MatcherClient<Channel>, BenchError> {
+async fn connect(server: &str, api_key: Option<&str>) -> Result<MatcherClient<AuthedChannel>, BenchError> {
+    let creds = match api_key {
+        Some(k) => Credentials::from_secret(k)
+            .ok_or_else(|| BenchError::Usage("--api-key is not a valid header value".into()))?,
+        None => Credentials::none(),
+    };
     let ch = Channel::from_shared(server.to_string())
         .map_err(|e| BenchError::Usage(format!("--server {server:?}: {e}")))?
         .connect()
         .await
         .map_err(|e| BenchError::Server(format!("cannot reach {server}: {e}")))?;
-    Ok(MatcherClient::new(ch)
+    Ok(MatcherClient::new(InterceptedService::new(ch, creds))
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))
 }
@@ -284,7 +295,7 @@ async fn connect(server: &str) -> Result<MatcherClient<Channel>, BenchError> {
 /// false) and returns the probes.
 async fn seed_gallery(
     a: &LoadArgs,
-    c: &mut MatcherClient<Channel>,
+    c: &mut MatcherClient<AuthedChannel>,
     run: &str,
     enrol: bool,
 ) -> Result<Vec<f32>, BenchError> {
@@ -362,7 +373,7 @@ pub async fn run(a: &LoadArgs) -> Result<serde_json::Value, BenchError> {
             "--duration and --rate must be positive, --warmup not negative".into(),
         ));
     }
-    let mut first = connect(&a.server).await?;
+    let mut first = connect(&a.server, a.api_key.as_deref()).await?;
     let run = a.prefix.clone().unwrap_or_else(|| {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -387,7 +398,7 @@ pub async fn run(a: &LoadArgs) -> Result<serde_json::Value, BenchError> {
     // One HTTP/2 connection per caller up to 16; calls multiplex beyond.
     let mut channels = vec![first];
     for _ in 1..a.clients.min(16) {
-        channels.push(connect(&a.server).await?);
+        channels.push(connect(&a.server, a.api_key.as_deref()).await?);
     }
     let bar = progress(a);
     let ticker = {
@@ -428,7 +439,7 @@ fn progress(a: &LoadArgs) -> ProgressBar {
 async fn closed_loop(
     a: &LoadArgs,
     shared: &Arc<Shared>,
-    channels: &[MatcherClient<Channel>],
+    channels: &[MatcherClient<AuthedChannel>],
     from: Instant,
     until: Instant,
 ) -> Tally {
@@ -465,7 +476,7 @@ async fn open_loop(
     a: &LoadArgs,
     rate: f64,
     shared: &Arc<Shared>,
-    channels: &[MatcherClient<Channel>],
+    channels: &[MatcherClient<AuthedChannel>],
     from: Instant,
     until: Instant,
 ) -> Tally {
@@ -529,7 +540,7 @@ async fn report(
     seed_secs: f64,
     tally: Tally,
     secs: f64,
-    client: &mut MatcherClient<Channel>,
+    client: &mut MatcherClient<AuthedChannel>,
 ) -> Result<serde_json::Value, BenchError> {
     let mut ops = serde_json::Map::new();
     let mut curves = Vec::new();

@@ -28,3 +28,42 @@ impl v1::Template {
         }
     }
 }
+
+/// Client-side credentials: adds `x-api-key` (or `authorization: Bearer`)
+/// to every call, for servers that require authentication.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    header: Option<(&'static str, tonic::metadata::MetadataValue<tonic::metadata::Ascii>)>,
+}
+
+impl Credentials {
+    /// No credentials (anonymous servers).
+    pub fn none() -> Credentials {
+        Credentials::default()
+    }
+
+    /// An API key (`bmk_…`), sent as `x-api-key`; a JWT access token is sent
+    /// as `authorization: Bearer`. `None` for an unusable value.
+    pub fn from_secret(secret: &str) -> Option<Credentials> {
+        let (name, value) = if secret.starts_with("bmk_") {
+            ("x-api-key", secret.to_string())
+        } else {
+            ("authorization", format!("Bearer {secret}"))
+        };
+        Some(Credentials {
+            header: Some((name, value.parse().ok()?)),
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some((name, value)) = &self.header {
+            req.metadata_mut().insert(*name, value.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel that sends [`Credentials`] with every call.
+pub type AuthedChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Credentials>;

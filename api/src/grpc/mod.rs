@@ -3,6 +3,7 @@
 
 mod calibration;
 pub(crate) mod convert;
+pub(crate) mod guard;
 mod import;
 mod jobs;
 mod stream;

@@ -14,22 +14,40 @@ use tonic::transport::Channel;
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
+    /// The REST base URL, `http://127.0.0.1:<port>`.
+    pub http: String,
     pub data_dir: PathBuf,
 }
 
 impl Server {
     /// Starts `biomatch serve` on `data_dir` with extra `BIOMATCH_*` settings.
+    /// gRPC matching is anonymous unless `env` says otherwise (the matching
+    /// tests are not about authentication; `tests/platform.rs` is).
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let port_file = data_dir.with_extension("port");
+        let http_port_file = data_dir.with_extension("http-port");
         let _ = std::fs::remove_file(&port_file);
+        let _ = std::fs::remove_file(&http_port_file);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_biomatch"));
-        cmd.args(["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .arg("--port-file")
-            .arg(&port_file)
-            .env("BIOMATCH_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .arg("--port-file")
+        .arg(&port_file)
+        .arg("--http-port-file")
+        .arg(&http_port_file)
+        .env("BIOMATCH_GRPC_ANONYMOUS", "true")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("BIOMATCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -44,9 +62,11 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not start within 60 s");
             std::thread::sleep(Duration::from_millis(20));
         };
+        let http = std::fs::read_to_string(&http_port_file).expect("the REST port file precedes the gRPC one");
         Server {
             child: Some(child),
             addr: format!("http://{addr}"),
+            http: format!("http://{http}"),
             data_dir: data_dir.to_path_buf(),
         }
     }

@@ -39,8 +39,8 @@ def server():
     data = tempfile.mkdtemp()
     port_file = Path(data) / "port"
     proc = subprocess.Popen(
-        [binary, "serve", "--data-dir", str(Path(data) / "d"), "--grpc-addr", "127.0.0.1:0", "--port-file", str(port_file)],
-        env={**os.environ, "BIOMATCH_LOG": "warn"},
+        [binary, "serve", "--data-dir", str(Path(data) / "d"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--port-file", str(port_file)],
+        env={**os.environ, "BIOMATCH_LOG": "warn", "BIOMATCH_GRPC_ANONYMOUS": "true"},
     )
     deadline = time.time() + 60
     while not (port_file.exists() and port_file.read_text()):
