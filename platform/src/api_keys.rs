@@ -193,16 +193,19 @@ impl Platform {
         Ok(())
     }
 
-    /// Drops a user's keys from the cache after a change to the user (role,
-    /// lock, deletion), so the next call re-reads them.
-    pub(crate) async fn forget_user_keys(&self, user_id: &str) -> Result<()> {
-        let ids = sqlx::query("SELECT id FROM api_keys WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_all(&self.db.pool)
-            .await?;
-        for r in ids {
-            let id: String = r.try_get(0)?;
-            self.cache.delete(&format!("ak:{id}")).await?;
+    /// Drops a user's keys and sessions from the cache after a change to
+    /// the user (role, lock, password, deletion), so the next call re-reads
+    /// them.
+    pub(crate) async fn forget_user(&self, user_id: &str) -> Result<()> {
+        for (sql, prefix) in [
+            ("SELECT id FROM api_keys WHERE user_id = $1", "ak"),
+            ("SELECT id FROM sessions WHERE user_id = $1", "ses"),
+        ] {
+            let ids = sqlx::query(sql).bind(user_id).fetch_all(&self.db.pool).await?;
+            for r in ids {
+                let id: String = r.try_get(0)?;
+                self.cache.delete(&format!("{prefix}:{id}")).await?;
+            }
         }
         Ok(())
     }
@@ -258,11 +261,16 @@ impl Platform {
         .fetch_optional(&self.db.pool)
         .await?
         .ok_or_else(invalid_key)?;
-        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.db.pool)
-            .await?;
+        // Off the request path: under a busy audit writer SQLite can make
+        // this wait for its turn, and nobody needs the answer.
+        let (pool, key_id) = (self.db.pool.clone(), id.to_string());
+        tokio::spawn(async move {
+            let _ = sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(now_ms())
+                .bind(key_id)
+                .execute(&pool)
+                .await;
+        });
         let scopes: String = row.try_get("scopes")?;
         let role: String = row.try_get("role")?;
         Ok(CachedKey {

@@ -18,6 +18,14 @@ use crate::tokens::{Claims, ISSUER, random_secret, sha256_hex};
 use crate::users::{NewUser, User, UserRecord};
 use crate::{AuthMethod, Platform, Principal, now_ms, password, totp};
 
+/// What the cache remembers about an open session of an unlocked user.
+#[derive(Serialize, Deserialize)]
+struct CachedSession {
+    user_id: String,
+    email: String,
+    role: Role,
+}
+
 /// A fresh pair of tokens.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenPair {
@@ -279,7 +287,7 @@ impl Platform {
             .bind(session)
             .execute(&self.db.pool)
             .await?;
-        Ok(())
+        self.cache.delete(&format!("ses:{session}")).await
     }
 
     /// Ends every session of a user but `keep`.
@@ -290,13 +298,40 @@ impl Platform {
             .bind(keep.unwrap_or(""))
             .execute(&self.db.pool)
             .await?;
-        Ok(())
+        self.forget_user(user_id).await
     }
 
     /// The caller behind an access token: valid signature, unexpired, open
-    /// session, unlocked user.
+    /// session, unlocked user. The session check is cached like API keys
+    /// (every gRPC call authenticates); revoking a session, locking a user
+    /// or changing their role or password clears the entry.
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal> {
         let claims = self.keys.verify(token)?;
+        let cache_key = format!("ses:{}", claims.sid);
+        if let Some(p) = self.cache.get(&cache_key).await?
+            && let Ok(s) = serde_json::from_str::<CachedSession>(&p)
+            && s.user_id == claims.sub
+        {
+            return Ok(Principal {
+                permissions: s.role.permissions(),
+                user_id: s.user_id,
+                email: s.email,
+                role: s.role,
+                via: AuthMethod::Session(claims.sid),
+            });
+        }
+        let p = self.check_session(&claims).await?;
+        let entry = CachedSession {
+            user_id: p.user_id.clone(),
+            email: p.email.clone(),
+            role: p.role,
+        };
+        let text = serde_json::to_string(&entry).map_err(|e| PlatformError::Internal(e.to_string()))?;
+        self.cache.set(&cache_key, &text, self.config().api_key_cache).await?;
+        Ok(p)
+    }
+
+    async fn check_session(&self, claims: &Claims) -> Result<Principal> {
         let row = sqlx::query("SELECT revoked_at FROM sessions WHERE id = $1 AND user_id = $2")
             .bind(&claims.sid)
             .bind(&claims.sub)
@@ -332,7 +367,7 @@ impl Platform {
             user_id: rec.user.id,
             email: rec.user.email,
             role: rec.user.role,
-            via: AuthMethod::Session(claims.sid),
+            via: AuthMethod::Session(claims.sid.clone()),
         })
     }
 

@@ -261,7 +261,7 @@ impl Platform {
             self.revoke_user_sessions(id, p.session_id()).await?;
         }
         if upd.role.is_some() {
-            self.forget_user_keys(id).await?;
+            self.forget_user(id).await?;
         }
         Ok(self.user_record(id).await?.user)
     }
@@ -273,7 +273,7 @@ impl Platform {
         if p.user_id == id {
             return Err(not_on_self("delete your own account"));
         }
-        self.forget_user_keys(id).await?;
+        self.forget_user(id).await?;
         let n = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&self.db.pool)
@@ -306,7 +306,7 @@ impl Platform {
             self.set_user_flag(id, "locked = 0, failed_logins = 0, locked_until = NULL")
                 .await?
         };
-        self.forget_user_keys(id).await?;
+        self.forget_user(id).await?;
         Ok(u)
     }
 

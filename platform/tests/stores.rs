@@ -1,0 +1,132 @@
+//! The platform against real stores: SQLite in a temporary directory and
+//! PostgreSQL (`BIOMATCH_TEST_POSTGRES`, default the local server) with
+//! Redis (`BIOMATCH_TEST_REDIS`). Checks the properties that depend on the
+//! database rather than on HTTP: concurrent refreshes of one token have
+//! exactly one winner, migrations are idempotent, and the Redis limiter is
+//! shared between two platform instances.
+
+use std::time::Duration;
+
+use biomatch_platform::ratelimit::Limit;
+use biomatch_platform::{Platform, PlatformConfig, PlatformError};
+use sqlx::Connection;
+
+fn pg_base() -> String {
+    std::env::var("BIOMATCH_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("BIOMATCH_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A config on SQLite in `dir`, or on a fresh PostgreSQL database and a
+/// fresh Redis prefix; the database name to drop afterwards.
+async fn config(postgres: bool, dir: &std::path::Path) -> (PlatformConfig, Option<String>) {
+    let mut cfg = PlatformConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    if !postgres {
+        return (cfg, None);
+    }
+    sqlx::any::install_default_drivers();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let db = format!("biomatch_p_{tag}");
+    let mut c = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_base()))
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed (.ci/run starts it): {e}", pg_base()));
+    sqlx::raw_sql(&format!("CREATE DATABASE {db}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    cfg.database_url = Some(format!("{}/{db}", pg_base()));
+    cfg.redis_url = Some(redis_url());
+    cfg.redis_prefix = format!("p{tag}:");
+    (cfg, Some(db))
+}
+
+async fn drop_db(db: Option<String>) {
+    if let Some(db) = db {
+        let mut c = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_base()))
+            .await
+            .unwrap();
+        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+async fn concurrent_refresh_has_one_winner(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, db) = config(postgres, dir.path()).await;
+    let p = Platform::open(cfg.clone()).await.unwrap();
+    // Reopening runs the migrator again: nothing to apply, nothing breaks.
+    drop(Platform::open(cfg).await.unwrap());
+    p.bootstrap_admin("a@example.org", "correct horse battery", "A")
+        .await
+        .unwrap();
+    let pair = p
+        .login("a@example.org", "correct horse battery", None, None)
+        .await
+        .unwrap();
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let (p, t) = (p.clone(), pair.refresh_token.clone());
+            tokio::spawn(async move { p.refresh(&t, None).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tries {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert!(matches!(e.code(), "AUTH_TOKEN_REUSED" | "AUTH_TOKEN_REVOKED"), "{e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one concurrent refresh wins");
+    // The losers count as reuse, so the session is gone.
+    let e = p.authenticate_token(&pair.access_token).await.unwrap_err();
+    assert_eq!(e.code(), "AUTH_TOKEN_REVOKED");
+    drop(p);
+    drop_db(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refresh_sqlite() {
+    concurrent_refresh_has_one_winner(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refresh_postgres() {
+    concurrent_refresh_has_one_winner(true).await
+}
+
+/// Two server instances on one Redis share one budget.
+#[tokio::test]
+async fn redis_rate_limit_is_shared_between_instances() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut cfg, _) = config(false, d1.path()).await;
+    cfg.redis_url = Some(redis_url());
+    cfg.redis_prefix = format!("rl{}:", uuid::Uuid::new_v4().simple());
+    let a = Platform::open(cfg.clone()).await.unwrap();
+    let b = Platform::open(PlatformConfig {
+        data_dir: d2.path().to_path_buf(),
+        ..cfg
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.cache.kind(), "redis");
+    // A day-long window, so that the loop cannot straddle a window edge.
+    let lim = Limit {
+        max: 4,
+        window: Duration::from_secs(86_400),
+    };
+    let mut refused = 0;
+    for i in 0..8 {
+        let p = if i % 2 == 0 { &a } else { &b };
+        if let Err(PlatformError::RateLimited { .. }) = p.limiter.check("login", "10.0.0.1", lim).await {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 4, "eight calls over two instances, four allowed in all");
+}
