@@ -10,11 +10,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use biomatch_platform::testing::{TestDatabase, redis_url};
 use biomatch_proto::v1 as pb;
 use common::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
@@ -22,59 +22,33 @@ enum Kind {
     Postgres,
 }
 
-fn pg_base() -> String {
-    std::env::var("BIOMATCH_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("BIOMATCH_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
 /// A fresh database (and Redis key prefix) per test, dropped at the end.
 struct Store {
     env: Vec<(String, String)>,
-    pg_db: Option<String>,
+    pg: Option<TestDatabase>,
 }
 
 impl Store {
     async fn new(kind: Kind) -> Store {
-        let tag = uuid::Uuid::new_v4().simple().to_string();
         match kind {
-            Kind::Sqlite => Store {
-                env: vec![],
-                pg_db: None,
-            },
+            Kind::Sqlite => Store { env: vec![], pg: None },
             Kind::Postgres => {
-                sqlx::any::install_default_drivers();
-                let db = format!("biomatch_t_{tag}");
-                let mut c = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_base()))
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed (.ci/run starts it): {e}", pg_base()));
-                sqlx::raw_sql(&format!("CREATE DATABASE {db}"))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
+                let db = TestDatabase::create().await;
                 Store {
                     env: vec![
-                        ("DATABASE_URL".into(), format!("{}/{db}", pg_base())),
+                        ("DATABASE_URL".into(), db.url.clone()),
                         ("REDIS_URL".into(), redis_url()),
-                        ("BIOMATCH_REDIS_PREFIX".into(), format!("t{tag}:")),
+                        ("BIOMATCH_REDIS_PREFIX".into(), db.redis_prefix.clone()),
                     ],
-                    pg_db: Some(db),
+                    pg: Some(db),
                 }
             }
         }
     }
 
     async fn drop_db(&self) {
-        if let Some(db) = &self.pg_db {
-            let mut c = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_base()))
-                .await
-                .unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                .execute(&mut c)
-                .await
-                .unwrap();
+        if let Some(db) = &self.pg {
+            db.drop_db().await;
         }
     }
 }

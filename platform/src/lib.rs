@@ -22,6 +22,7 @@ pub mod password;
 pub mod principal;
 pub mod ratelimit;
 pub mod rbac;
+pub mod testing;
 pub mod tokens;
 pub mod totp;
 pub mod users;

@@ -131,6 +131,15 @@ fn not_on_self(what: &str) -> PlatformError {
     }
 }
 
+/// `NotFound` when a statement keyed by user id touched no row.
+fn user_found(rows: u64) -> Result<()> {
+    if rows == 0 {
+        Err(PlatformError::NotFound { what: "user" })
+    } else {
+        Ok(())
+    }
+}
+
 fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -279,10 +288,7 @@ impl Platform {
             .execute(&self.db.pool)
             .await?
             .rows_affected();
-        if n == 0 {
-            return Err(PlatformError::NotFound { what: "user" });
-        }
-        Ok(())
+        user_found(n)
     }
 
     /// `admin:users`: marks the email verified.
@@ -317,9 +323,7 @@ impl Platform {
             .execute(&self.db.pool)
             .await?
             .rows_affected();
-        if n == 0 {
-            return Err(PlatformError::NotFound { what: "user" });
-        }
+        user_found(n)?;
         Ok(self.user_record(id).await?.user)
     }
 

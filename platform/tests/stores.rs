@@ -8,20 +8,12 @@
 use std::time::Duration;
 
 use biomatch_platform::ratelimit::Limit;
+use biomatch_platform::testing::{TestDatabase, redis_url};
 use biomatch_platform::{Platform, PlatformConfig, PlatformError};
-use sqlx::Connection;
 
-fn pg_base() -> String {
-    std::env::var("BIOMATCH_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("BIOMATCH_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A config on SQLite in `dir`, or on a fresh PostgreSQL database and a
-/// fresh Redis prefix; the database name to drop afterwards.
-async fn config(postgres: bool, dir: &std::path::Path) -> (PlatformConfig, Option<String>) {
+/// A config on SQLite in `dir`, or on a fresh PostgreSQL database with
+/// Redis and a fresh key prefix.
+async fn config(postgres: bool, dir: &std::path::Path) -> (PlatformConfig, Option<TestDatabase>) {
     let mut cfg = PlatformConfig {
         data_dir: dir.to_path_buf(),
         ..Default::default()
@@ -29,32 +21,11 @@ async fn config(postgres: bool, dir: &std::path::Path) -> (PlatformConfig, Optio
     if !postgres {
         return (cfg, None);
     }
-    sqlx::any::install_default_drivers();
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let db = format!("biomatch_p_{tag}");
-    let mut c = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_base()))
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed (.ci/run starts it): {e}", pg_base()));
-    sqlx::raw_sql(&format!("CREATE DATABASE {db}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    cfg.database_url = Some(format!("{}/{db}", pg_base()));
+    let db = TestDatabase::create().await;
+    cfg.database_url = Some(db.url.clone());
     cfg.redis_url = Some(redis_url());
-    cfg.redis_prefix = format!("p{tag}:");
+    cfg.redis_prefix = db.redis_prefix.clone();
     (cfg, Some(db))
-}
-
-async fn drop_db(db: Option<String>) {
-    if let Some(db) = db {
-        let mut c = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_base()))
-            .await
-            .unwrap();
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
 }
 
 async fn concurrent_refresh_has_one_winner(postgres: bool) {
@@ -88,7 +59,9 @@ async fn concurrent_refresh_has_one_winner(postgres: bool) {
     let e = p.authenticate_token(&pair.access_token).await.unwrap_err();
     assert_eq!(e.code(), "AUTH_TOKEN_REVOKED");
     drop(p);
-    drop_db(db).await;
+    if let Some(db) = db {
+        db.drop_db().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
