@@ -384,7 +384,16 @@ async fn rbac_matrix(kind: Kind) {
         .call(Method::DELETE, &format!("/api/v1/users/{me}"), Some(&e.admin), None)
         .await;
     assert_eq!((selfdel.status, selfdel.code()), (409, "RES_CONFLICT"));
-    // No 401 without credentials, whatever the route.
+    // CORS is off by default: no grant for any origin.
+    let pre =
+        h.c.request(Method::OPTIONS, format!("{}/api/v1/users", h.base))
+            .header("origin", "https://console.example")
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+    assert!(pre.headers().get("access-control-allow-origin").is_none());
+    // 401 without credentials, whatever the route.
     for path in ["/api/v1/users", "/api/v1/content", "/api/v1/audit", "/api/v1/auth/me"] {
         let r = h.get(path, None).await;
         assert_eq!((r.status, r.code()), (401, "AUTH_TOKEN_MISSING"), "{path}");
@@ -583,8 +592,20 @@ async fn rate_limits_answer_429(kind: Kind) {
 }
 
 async fn validation_errors_use_the_error_body(kind: Kind) {
-    let e = setup(kind, &[]).await;
+    let e = setup(kind, &[("BIOMATCH_CORS_ORIGINS", "https://console.example")]).await;
     let h = &e.http;
+    // CORS: the configured origin is allowed, others get no grant.
+    let preflight = |origin: &'static str| {
+        h.c.request(Method::OPTIONS, format!("{}/api/v1/users", h.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://console.example").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://console.example");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
     let r = h
         .post(
             "/api/v1/auth/register",
