@@ -153,23 +153,26 @@ where
     let caller = if anonymous && authorization.is_none() && api_key.is_none() {
         None
     } else {
-        match authenticate(&platform, authorization.as_deref(), api_key.as_deref())
-            .await
-            .and_then(|p| p.require(perm).map(|_| p))
-        {
+        let checked = match authenticate(&platform, authorization.as_deref(), api_key.as_deref()).await {
+            // Authenticated but not allowed: the refusal is the caller's.
+            Ok(p) => match p.require(perm) {
+                Ok(()) => Ok(p),
+                Err(e) => Err((AuditEvent::by(&p, action, "denied"), e)),
+            },
+            Err(e) => Err((AuditEvent::anonymous(action, "denied"), e)),
+        };
+        match checked {
             Ok(p) => Some(p),
-            Err(e) => {
-                let event = AuditEvent::anonymous(action, "denied")
-                    .detail(e.code())
-                    .ip(ip.as_deref());
-                platform.audit_deferred(event).await;
+            Err((event, e)) => {
+                platform.audit_deferred(event.detail(e.code()).ip(ip.as_deref())).await;
                 return Ok(refuse(&e));
             }
         }
     };
     let resp = inner.call(req).await?;
     // Unary errors come back trailers-only, with the status in the
-    // headers; a success's status follows in the trailers.
+    // headers; a success's status follows in the trailers. For a stream the
+    // outcome is how it started (OK, or the refusal of its first message).
     let outcome = match resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()) {
         None | Some("0") => "OK".to_string(),
         Some(code) => format!("{:?}", tonic::Code::from(code.parse::<i32>().unwrap_or(2))),
