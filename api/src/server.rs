@@ -118,6 +118,19 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
     });
 
+    // Expired refresh tokens and dead sessions go hourly (and at start).
+    let pruner = platform.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match pruner.prune_sessions().await {
+                Ok((tokens, sessions)) => info!(tokens, sessions, "pruned expired refresh tokens and sessions"),
+                Err(e) => error!(error = %e, "pruning sessions failed"),
+            }
+        }
+    });
+
     let http_listener = TcpListener::bind(cfg.http.addr)
         .await
         .map_err(|source| ServeError::Io {

@@ -290,6 +290,29 @@ impl Platform {
         self.cache.delete(&format!("ses:{session}")).await
     }
 
+    /// Deletes refresh tokens past their expiry, then sessions that have no
+    /// tokens left and are revoked or older than any token they issued could
+    /// live. Used tokens of live sessions stay until they expire, so reuse is
+    /// still detected. Returns (tokens, sessions) deleted.
+    pub async fn prune_sessions(&self) -> Result<(u64, u64)> {
+        let now = now_ms();
+        let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?
+            .rows_affected();
+        let lifetime = self.config().refresh_ttl.max(self.config().access_ttl).as_millis() as i64;
+        let sessions = sqlx::query(
+            "DELETE FROM sessions WHERE (revoked_at IS NOT NULL OR created_at < $1) \
+             AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id)",
+        )
+        .bind(now - lifetime)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        Ok((tokens, sessions))
+    }
+
     /// Ends every session of a user but `keep`.
     pub(crate) async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")

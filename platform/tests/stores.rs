@@ -103,3 +103,51 @@ async fn redis_rate_limit_is_shared_between_instances() {
     }
     assert_eq!(refused, 4, "eight calls over two instances, four allowed in all");
 }
+
+async fn pruning_keeps_what_reuse_detection_needs(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cfg, db) = config(postgres, dir.path()).await;
+    cfg.refresh_ttl = Duration::from_millis(1500);
+    cfg.access_ttl = Duration::from_secs(1);
+    let p = Platform::open(cfg).await.unwrap();
+    p.bootstrap_admin("a@example.org", "correct horse battery", "A")
+        .await
+        .unwrap();
+    let old = p
+        .login("a@example.org", "correct horse battery", None, None)
+        .await
+        .unwrap();
+    let live = p
+        .login("a@example.org", "correct horse battery", None, None)
+        .await
+        .unwrap();
+    let rotated = p.refresh(&live.refresh_token, None).await.unwrap();
+    assert_eq!(p.prune_sessions().await.unwrap(), (0, 0), "nothing has expired yet");
+    let e = p.refresh(&live.refresh_token, None).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        "AUTH_TOKEN_REUSED",
+        "pruning kept the used token, so reuse is still caught"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (tokens, sessions) = p.prune_sessions().await.unwrap();
+    assert_eq!((tokens, sessions), (3, 2), "both sessions' tokens had expired");
+    let e = p.refresh(&old.refresh_token, None).await.unwrap_err();
+    assert_eq!(e.code(), "AUTH_TOKEN_INVALID");
+    let e = p.refresh(&rotated.refresh_token, None).await.unwrap_err();
+    assert_eq!(e.code(), "AUTH_TOKEN_INVALID");
+    drop(p);
+    if let Some(db) = db {
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn pruning_sqlite() {
+    pruning_keeps_what_reuse_detection_needs(false).await
+}
+
+#[tokio::test]
+async fn pruning_postgres() {
+    pruning_keeps_what_reuse_detection_needs(true).await
+}
