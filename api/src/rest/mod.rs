@@ -207,11 +207,7 @@ async fn trace_id(req: Request, next: Next) -> Response {
 
 /// The per-client budget every route shares.
 async fn global_limit(axum::extract::State(s): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let ip = extract::client_ip(req.extensions());
     match s.limit("all", &ip, s.http.rate_limit_per_minute).await {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
