@@ -41,6 +41,9 @@ pub enum Command {
     /// Fit a gallery's score calibration (so that decisions can be asked
     /// for by false match rate) and print it.
     Calibrate(CalibrateArgs),
+    /// Rewrite a FACE or VOICE gallery into its shards with graph indexes
+    /// for approximate identification (after a bulk import, say).
+    Optimize(OptimizeArgs),
     /// Batch enrollment jobs: import files on the server, follow, cancel.
     #[command(subcommand)]
     Job(crate::job_cli::JobCommand),
@@ -236,6 +239,50 @@ pub struct IdentifyArgs {
     /// Metadata filter `key=value`, repeatable.
     #[arg(long = "filter", value_parser = parse_kv)]
     filter: Vec<(String, String)>,
+    /// FACE/VOICE: `exact` scans every record, `ann` searches the graphs,
+    /// `auto` lets the server's planner choose.
+    #[arg(long, value_enum, default_value_t = CliSearchMode::Auto)]
+    search: CliSearchMode,
+    /// Graph search beam width (0 = server default).
+    #[arg(long, default_value_t = 0)]
+    ef: u32,
+    /// Graph candidates rescored exactly per candidate wanted (0 = default).
+    #[arg(long, default_value_t = 0)]
+    oversample: u32,
+}
+
+/// How Identify searches.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CliSearchMode {
+    /// The planner's choice.
+    Auto,
+    /// Exact scan.
+    Exact,
+    /// Graph search.
+    Ann,
+}
+
+impl CliSearchMode {
+    fn pb(self) -> pb::SearchMode {
+        match self {
+            CliSearchMode::Auto => pb::SearchMode::Unspecified,
+            CliSearchMode::Exact => pb::SearchMode::Exact,
+            CliSearchMode::Ann => pb::SearchMode::Ann,
+        }
+    }
+}
+
+/// `optimize` arguments.
+#[derive(Args, Debug)]
+pub struct OptimizeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The gallery's modality (face or voice).
+    #[arg(long, value_enum)]
+    modality: CliModality,
+    /// Embedding dimension (needed when the modality has several galleries).
+    #[arg(long)]
+    dimension: Option<u32>,
 }
 
 /// `delete` arguments.
@@ -404,6 +451,9 @@ pub async fn run_client(cmd: Command) -> CliResult {
                         threshold: a.threshold,
                         target_fmr: a.target_fmr,
                         metadata_filter: a.filter.iter().cloned().collect::<HashMap<_, _>>(),
+                        search_mode: a.search.pb() as i32,
+                        ef: a.ef,
+                        oversample: a.oversample,
                     })
                     .await?
                     .into_inner();
@@ -440,6 +490,21 @@ pub async fn run_client(cmd: Command) -> CliResult {
         Command::Job(j) => crate::job_cli::run(j).await,
         Command::Admin(a) => crate::admin_cli::run(a).await,
         Command::Calibrate(a) => calibrate(a).await,
+        Command::Optimize(a) => {
+            let mut c = connect(&a.client).await?;
+            let r = c
+                .optimize_gallery(pb::OptimizeGalleryRequest {
+                    modality: a.modality.pb() as i32,
+                    dimension: a.dimension.unwrap_or(0),
+                })
+                .await?
+                .into_inner();
+            emit(
+                json!({"gallery": r.gallery, "segments_before": r.segments_before, "segments_after": r.segments_after,
+                        "records": r.records, "indexed_segments": r.indexed_segments, "purged": r.purged,
+                        "seconds": r.seconds}),
+            )
+        }
         Command::Stats(a) => {
             let mut c = connect(&a).await?;
             let r = c.gallery_stats(pb::GalleryStatsRequest {}).await?.into_inner();
@@ -449,6 +514,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
                 .map(|g| {
                     json!({"name": g.name, "records": g.records, "subjects": g.subjects, "pending_deletes": g.pending_deletes,
                            "segments": g.segments, "unflushed_records": g.unflushed_records, "disk_bytes": g.disk_bytes,
+                           "indexed_segments": g.indexed_segments, "indexed_records": g.indexed_records,
                            "error": g.error})
                 })
                 .collect();

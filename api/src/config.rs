@@ -13,6 +13,14 @@
 //! flush_records = 65536
 //! compaction_interval_secs = 10
 //!
+//! [ann]                         # graph search of FACE and VOICE galleries
+//! min_records = 50000           # smaller galleries are always scanned exactly
+//! shards = 1                    # indexed segments a gallery is split into
+//! m = 16                        # graph links per node (32 on layer 0)
+//! ef_construction = 100         # build beam width
+//! auto_optimize = true          # rebuild graphs in the background as galleries grow
+//! erase_interval_secs = 3600    # deleted templates leave indexed segments within this
+//!
 //! [matching]
 //! max_dimension = 4096
 //! face_threshold = 0.40
@@ -66,6 +74,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where and how galleries are stored.
     pub storage: StorageConfig,
+    /// Graph indexes for approximate search.
+    pub ann: AnnConfig,
     /// Matching rules per modality.
     pub matching: MatchingConfig,
     /// The REST layer.
@@ -215,6 +225,58 @@ pub struct StorageConfig {
     pub flush_records: usize,
     /// How often galleries with deletes are compacted, in seconds.
     pub compaction_interval_secs: u64,
+}
+
+/// Graph indexes of FACE and VOICE galleries (see `biomatch_index::ann`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnnConfig {
+    /// Galleries with fewer live records get no graph and are scanned
+    /// exactly: below this a scan is about as fast and always exact.
+    pub min_records: usize,
+    /// Indexed segments an optimised gallery is split into, searched in
+    /// parallel.
+    pub shards: usize,
+    /// Graph links per node on the upper layers (twice this on layer 0).
+    pub m: usize,
+    /// Beam width while building.
+    pub ef_construction: usize,
+    /// Optimise galleries in the background when enough records sit outside
+    /// any graph.
+    pub auto_optimize: bool,
+    /// A delete is purged from segments that carry a graph (a graph rebuild)
+    /// at most this long after it is made, unless the Delete call asked to
+    /// purge at once. Segments without a graph are compacted every
+    /// `storage.compaction_interval_secs`.
+    pub erase_interval_secs: u64,
+}
+
+impl Default for AnnConfig {
+    fn default() -> Self {
+        AnnConfig {
+            min_records: 50_000,
+            shards: 1,
+            m: 16,
+            ef_construction: 100,
+            auto_optimize: true,
+            erase_interval_secs: 3_600,
+        }
+    }
+}
+
+impl AnnConfig {
+    /// The index crate's options.
+    pub fn options(&self) -> biomatch_index::ann::AnnOptions {
+        biomatch_index::ann::AnnOptions {
+            min_rows: self.min_records.max(1),
+            shards: self.shards.clamp(1, 256),
+            hnsw: biomatch_index::ann::HnswParams {
+                m: self.m.clamp(4, 64),
+                ef_construction: self.ef_construction.clamp(8, 2_000),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// Matching rules per modality.
@@ -389,6 +451,12 @@ impl Config {
             self.storage.compaction_interval_secs,
             parse
         );
+        set!("BIOMATCH_ANN_MIN_RECORDS", self.ann.min_records, parse);
+        set!("BIOMATCH_ANN_SHARDS", self.ann.shards, parse);
+        set!("BIOMATCH_ANN_M", self.ann.m, parse);
+        set!("BIOMATCH_ANN_EF_CONSTRUCTION", self.ann.ef_construction, parse);
+        set!("BIOMATCH_ANN_AUTO_OPTIMIZE", self.ann.auto_optimize, parse);
+        set!("BIOMATCH_ANN_ERASE_INTERVAL_SECS", self.ann.erase_interval_secs, parse);
         set!("BIOMATCH_MAX_DIMENSION", self.matching.max_dimension, parse);
         set!("BIOMATCH_FACE_THRESHOLD", self.matching.face_threshold, parse);
         set!("BIOMATCH_VOICE_THRESHOLD", self.matching.voice_threshold, parse);

@@ -121,6 +121,10 @@ impl ServiceSink {
                 threshold: Some(t),
                 target_fmr: None,
                 filter: Default::default(),
+                // The planner's default: graph search once the gallery is
+                // indexed, which is what keeps de-duplication affordable at
+                // national scale.
+                search: Default::default(),
             })
             .await?;
         Ok(found

@@ -53,6 +53,7 @@ pub enum ServeError {
 pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     let opts = GalleryOptions {
         flush_records: cfg.storage.flush_records.max(1),
+        ann: cfg.ann.options(),
     };
     let data_dir = cfg.storage.data_dir.clone();
     let catalog = tokio::task::spawn_blocking(move || Catalog::open(&data_dir, opts))
@@ -110,11 +111,14 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         .max_encoding_message_size(hard_cap);
 
     let interval = Duration::from_secs(cfg.storage.compaction_interval_secs.max(1));
-    let compactor = svc.clone();
+    let keeper = svc.clone();
+    let erase_interval = Duration::from_secs(cfg.ann.erase_interval_secs);
+    let auto_optimize = cfg.ann.auto_optimize;
     tokio::spawn(async move {
+        let clock = crate::service::EraseClock::default();
         loop {
             tokio::time::sleep(interval).await;
-            compactor.compact_pending().await;
+            keeper.maintain(&clock, erase_interval, auto_optimize).await;
         }
     });
 

@@ -210,6 +210,7 @@ impl Shared {
                         threshold: None,
                         metadata_filter: Default::default(),
                         target_fmr: None,
+                        ..Default::default()
                     },
                 ))
                 .await

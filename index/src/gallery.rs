@@ -14,11 +14,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use biomatch_kernels::{ChunkScorer, Kernels, Metric, ScanParams, TopK, scan_topk_by};
 use parking_lot::Mutex;
+use rayon::prelude::*;
 use tracing::{error, info, warn};
+
+use crate::ann::{AnnOptions, AnnQuery, Graph, SearchMode};
 
 use crate::error::{IndexError, Result, io_err};
 use crate::fsutil::sync_dir;
@@ -29,8 +33,8 @@ use crate::state::{Loc, SegSlot, State};
 use crate::state_lock::StateLock;
 use crate::wal::{Wal, WalEntry, WalEntryRef};
 
-const MANIFEST: &str = "MANIFEST";
-const WAL: &str = "wal.log";
+pub(crate) const MANIFEST: &str = "MANIFEST";
+pub(crate) const WAL: &str = "wal.log";
 
 /// Tunables of a gallery.
 #[derive(Clone, Debug)]
@@ -38,11 +42,17 @@ pub struct GalleryOptions {
     /// Unflushed records that trigger writing a segment. Larger means fewer,
     /// bigger segments and a longer log replay after a crash.
     pub flush_records: usize,
+    /// When and how [`Gallery::optimize`] builds graphs for approximate
+    /// search (embedding galleries only; see [`crate::ann`]).
+    pub ann: AnnOptions,
 }
 
 impl Default for GalleryOptions {
     fn default() -> Self {
-        GalleryOptions { flush_records: 65_536 }
+        GalleryOptions {
+            flush_records: 65_536,
+            ann: AnnOptions::default(),
+        }
     }
 }
 
@@ -84,6 +94,22 @@ pub struct Search<'a> {
     pub filter: Option<&'a BTreeMap<String, String>>,
     /// Raised when the caller gives up (deadline, disconnect).
     pub cancel: Option<&'a AtomicBool>,
+    /// Exact or approximate, beam width, oversampling. Only inner-product
+    /// searches ([`Gallery::search`]) use graphs; custom scorers always scan.
+    pub ann: AnnQuery,
+}
+
+impl Default for Search<'_> {
+    /// Top 10, no threshold, no filter, not cancellable, planner's choice.
+    fn default() -> Self {
+        Search {
+            k: 10,
+            min_score: f32::NEG_INFINITY,
+            filter: None,
+            cancel: None,
+            ann: AnnQuery::default(),
+        }
+    }
 }
 
 /// One search result.
@@ -110,24 +136,31 @@ pub struct GalleryStats {
     pub segments: u32,
     /// Live records not yet in a segment.
     pub unflushed: u64,
-    /// Bytes of segments and log.
+    /// Bytes of segments, graphs and log.
     pub disk_bytes: u64,
+    /// Segments that carry a graph for approximate search.
+    pub indexed_segments: u32,
+    /// Live records in those segments.
+    pub indexed_records: u64,
 }
 
-struct Writer {
-    wal: Wal,
-    manifest: Manifest,
+pub(crate) struct Writer {
+    pub wal: Wal,
+    pub manifest: Manifest,
 }
 
 /// A durable gallery of `dim`-dimensional vectors.
 pub struct Gallery {
-    name: String,
-    dir: PathBuf,
-    dim: usize,
-    opts: GalleryOptions,
-    kernels: Kernels,
-    writer: Mutex<Writer>,
-    state: StateLock,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) dim: usize,
+    pub(crate) opts: GalleryOptions,
+    pub(crate) kernels: Kernels,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) state: StateLock,
+    /// Serialises compaction and optimisation, which rewrite segments
+    /// outside the writer lock (see `rewrite.rs`).
+    pub(crate) maintenance: Mutex<()>,
 }
 
 impl Gallery {
@@ -156,7 +189,8 @@ impl Gallery {
                     format!("has {} rows, manifest says {}", seg.len(), e.rows),
                 ));
             }
-            state.slots.push(SegSlot::new(seg, &e.deleted));
+            let graph = open_graph(dir, &seg, dim);
+            state.slots.push(SegSlot::new(seg, &e.deleted).with_graph(graph));
         }
         state.rebuild_locs();
         let (wal, entries) = Wal::open(&dir.join(WAL), dim)?;
@@ -178,6 +212,7 @@ impl Gallery {
             gallery = name,
             dim,
             segments = state.slots.len(),
+            indexed = state.slots.iter().filter(|s| s.graph.is_some()).count(),
             records = state.ids.len(),
             replayed,
             "gallery opened"
@@ -190,6 +225,7 @@ impl Gallery {
             kernels: Kernels::active(),
             writer: Mutex::new(Writer { wal, manifest }),
             state: StateLock::new(state),
+            maintenance: Mutex::new(()),
         })
     }
 
@@ -319,22 +355,92 @@ impl Gallery {
         })
     }
 
-    /// Exact top-k records by inner product with `probe`.
+    /// Top-k records by inner product with `probe`. Segments with a graph
+    /// are searched approximately (unless `s.ann` asks for exact), the rest
+    /// scanned; see [`crate::ann`].
     pub fn search(&self, probe: &[f32], s: &Search<'_>) -> Result<Vec<SearchHit>> {
         self.check_dim(probe)?;
+        let st = self.state.read();
+        let st: &State = &st;
+        let graphs: Vec<usize> = match s.ann.mode {
+            SearchMode::Exact => Vec::new(),
+            SearchMode::Auto | SearchMode::Ann => {
+                (0..st.slots.len()).filter(|&b| st.slots[b].graph.is_some()).collect()
+            }
+        };
         let score = |rows: &[f32], out: &mut [f32], _: f32| self.kernels.dot_rows(probe, rows, out);
-        self.scan(s, &score)
+        let scanned = self.scan_blocks(st, s, &score, &|b| !graphs.contains(&b))?;
+        let (ef, rescore) = s.ann.plan(s.k);
+        let top = graphs
+            .par_iter()
+            .map(|&b| self.graph_search(st, b, probe, s, ef, rescore))
+            .try_reduce(|| scanned.clone(), |a, b| Ok(a.merge(b)))?;
+        Ok(hits(st, top))
+    }
+
+    /// Rows a search with options `q` would scan exactly (the rest it
+    /// answers from graphs), so a caller can tell a cheap graph search from
+    /// a scan of the whole gallery before running it.
+    pub fn scanned_rows(&self, q: &AnnQuery) -> usize {
+        let st = self.state.read();
+        let tail = st.mem.len() - st.mem.n_deleted;
+        tail + st
+            .slots
+            .iter()
+            .filter(|s| q.mode == SearchMode::Exact || s.graph.is_none())
+            .map(|s| s.seg.len() - s.n_deleted)
+            .sum::<usize>()
+    }
+
+    /// Walks slot `b`'s graph on int8 codes, then rescores the best
+    /// `rescore` candidates with the exact rows from the segment's map.
+    fn graph_search(
+        &self,
+        st: &State,
+        b: usize,
+        probe: &[f32],
+        s: &Search<'_>,
+        ef: usize,
+        rescore: usize,
+    ) -> Result<TopK> {
+        let slot = &st.slots[b];
+        let graph = slot.graph.as_ref().expect("planned slots carry a graph");
+        let accept =
+            |row: u32| !slot.deleted[row as usize] && s.filter.is_none_or(|f| slot.seg.meta(row as usize).matches(f));
+        let found = graph.search(probe, ef, &accept, s.cancel)?;
+        if found.len() < s.k.min(slot.seg.len() - slot.n_deleted) {
+            // The walk met fewer admitted rows than wanted, which happens when
+            // a filter admits a small share of the segment: scan it instead,
+            // so a selective filter costs time, never results.
+            let score = |rows: &[f32], out: &mut [f32], _: f32| self.kernels.dot_rows(probe, rows, out);
+            return self.scan_blocks(st, s, &score, &|x| x == b);
+        }
+        let mut top = TopK::new(s.k);
+        for (row, _) in found.into_iter().take(rescore) {
+            let score = self.kernels.dot(probe, slot.seg.vector(row as usize));
+            if score >= s.min_score {
+                top.push(score, ((b as u64) << 32) | u64::from(row));
+            }
+        }
+        Ok(top)
     }
 
     /// Exact top-k records by a custom scorer.
     pub fn search_by(&self, scorer: &dyn RowScorer, s: &Search<'_>) -> Result<Vec<SearchHit>> {
         let score = |rows: &[f32], out: &mut [f32], bound: f32| scorer.score_rows(rows, out, bound);
-        self.scan(s, &score)
+        let st = self.state.read();
+        let top = self.scan_blocks(&st, s, &score, &|_| true)?;
+        Ok(hits(&st, top))
     }
 
-    fn scan(&self, s: &Search<'_>, score: ChunkScorer<'_>) -> Result<Vec<SearchHit>> {
-        let st = self.state.read();
-        let st: &State = &st;
+    /// Exact top-k over the scan blocks `include` admits.
+    fn scan_blocks(
+        &self,
+        st: &State,
+        s: &Search<'_>,
+        score: ChunkScorer<'_>,
+        include: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<TopK> {
         let filter = |id: u64| {
             let loc = st.loc_of_scan_id(id);
             !st.is_deleted(loc) && s.filter.is_none_or(|f| st.meta(loc).matches(f))
@@ -348,22 +454,11 @@ impl Gallery {
         };
         let mut top = TopK::new(s.k);
         for (b, rows) in st.blocks() {
-            if !rows.is_empty() {
+            if !rows.is_empty() && include(b) {
                 top = top.merge(scan_topk_by(rows, self.dim, (b as u64) << 32, &params, score)?);
             }
         }
-        Ok(top
-            .into_sorted_vec()
-            .into_iter()
-            .map(|h| {
-                let m = st.meta(st.loc_of_scan_id(h.id));
-                SearchHit {
-                    record_id: m.record_id.clone(),
-                    subject_id: m.subject_id.clone(),
-                    score: h.score,
-                }
-            })
-            .collect())
+        Ok(top)
     }
 
     /// Exact top-k *subjects* by inner product: each subject's best record,
@@ -442,7 +537,18 @@ impl Gallery {
             pending_deletes: st.pending_deletes() as u64,
             segments: st.slots.len() as u32,
             unflushed: (st.mem.len() - st.mem.n_deleted) as u64,
-            disk_bytes: wal_len + st.slots.iter().map(|s| s.seg.file_len()).sum::<u64>(),
+            disk_bytes: wal_len
+                + st.slots
+                    .iter()
+                    .map(|s| s.seg.file_len() + s.graph.as_ref().map_or(0, |g| g.file_len()))
+                    .sum::<u64>(),
+            indexed_segments: st.slots.iter().filter(|s| s.graph.is_some()).count() as u32,
+            indexed_records: st
+                .slots
+                .iter()
+                .filter(|s| s.graph.is_some())
+                .map(|s| (s.seg.len() - s.n_deleted) as u64)
+                .sum(),
         }
     }
 
@@ -457,7 +563,7 @@ impl Gallery {
         self.flush_locked(&mut w)
     }
 
-    fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+    pub(crate) fn flush_locked(&self, w: &mut Writer) -> Result<()> {
         let mut manifest = w.manifest.clone();
         let new_seg = {
             let st = self.state.read();
@@ -509,81 +615,6 @@ impl Gallery {
         w.wal.reset()
     }
 
-    /// Flushes, then rewrites every segment that holds deleted rows without
-    /// them and removes the old files. Afterwards no data file of this gallery
-    /// holds a deleted record's template. Returns the number of rows purged.
-    pub fn compact(&self) -> Result<usize> {
-        let mut w = self.writer.lock();
-        let purged = self.state.read().pending_deletes();
-        self.flush_locked(&mut w)?;
-        let mut manifest = w.manifest.clone();
-        // slot index -> replacement, or None when nothing in it is live
-        let mut replaced: BTreeMap<usize, Option<Segment>> = BTreeMap::new();
-        {
-            let st = self.state.read();
-            for (i, slot) in st.slots.iter().enumerate().filter(|(_, s)| s.n_deleted > 0) {
-                let live = slot.live_rows();
-                if live.is_empty() {
-                    replaced.insert(i, None);
-                    continue;
-                }
-                let id = manifest.next_segment_id;
-                manifest.next_segment_id += 1;
-                let path = self.dir.join(Segment::file_name(id));
-                let metas: Vec<&RecordMeta> = live.iter().map(|r| slot.seg.meta(*r)).collect();
-                Segment::write(&path, self.dim, &metas, live.iter().map(|r| slot.seg.vector(*r)))?;
-                replaced.insert(i, Some(Segment::open(&path, id, self.dim)?));
-            }
-            if replaced.is_empty() {
-                return Ok(purged);
-            }
-            manifest.segments = st
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, slot)| match replaced.get(&i) {
-                    None => Some(SegmentEntry {
-                        id: slot.seg.id(),
-                        rows: slot.seg.len() as u64,
-                        deleted: slot.deleted_rows(),
-                    }),
-                    Some(Some(seg)) => Some(SegmentEntry {
-                        id: seg.id(),
-                        rows: seg.len() as u64,
-                        deleted: Vec::new(),
-                    }),
-                    Some(None) => None,
-                })
-                .collect();
-        }
-        // The commit point. If it fails nothing durable changed, and the new
-        // files are orphans that the next open removes.
-        manifest.save(&self.dir.join(MANIFEST))?;
-        let mut old_paths = Vec::new();
-        {
-            let mut st = self.state.write();
-            let mut slots = Vec::new();
-            for (i, slot) in std::mem::take(&mut st.slots).into_iter().enumerate() {
-                match replaced.remove(&i) {
-                    None => slots.push(slot),
-                    Some(new) => {
-                        old_paths.push(slot.seg.path().to_path_buf());
-                        slots.extend(new.map(|seg| SegSlot::new(seg, &[])));
-                    }
-                }
-            }
-            st.slots = slots;
-            st.rebuild_locs();
-        }
-        w.manifest = manifest;
-        for p in &old_paths {
-            std::fs::remove_file(p).map_err(io_err(p))?;
-        }
-        sync_dir(&self.dir)?;
-        info!(gallery = %self.name, purged, rewritten = old_paths.len(), "compaction done");
-        Ok(purged)
-    }
-
     fn check_dim(&self, v: &[f32]) -> Result<()> {
         if v.len() == self.dim {
             Ok(())
@@ -600,7 +631,11 @@ impl Gallery {
 /// does not list (written by a flush or compaction that did not commit, or
 /// superseded by one whose old files were not yet removed).
 fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let live: HashSet<String> = manifest.segments.iter().map(|e| Segment::file_name(e.id)).collect();
+    let live: HashSet<String> = manifest
+        .segments
+        .iter()
+        .flat_map(|e| [Segment::file_name(e.id), Graph::file_name(e.id)])
+        .collect();
     let mut removed = false;
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
@@ -609,8 +644,10 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        let orphan =
-            name.ends_with(".tmp") || (name.starts_with("seg-") && name.ends_with(".seg") && !live.contains(&name));
+        let orphan = name.ends_with(".tmp")
+            || (name.starts_with("seg-")
+                && (name.ends_with(".seg") || name.ends_with(".hnsw"))
+                && !live.contains(&name));
         if orphan {
             warn!(file = %path.display(), "removing file left by an interrupted flush or compaction");
             std::fs::remove_file(&path).map_err(io_err(&path))?;
@@ -621,4 +658,36 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// The hits of a top-k, with their records' ids.
+fn hits(st: &State, top: TopK) -> Vec<SearchHit> {
+    top.into_sorted_vec()
+        .into_iter()
+        .map(|h| {
+            let m = st.meta(st.loc_of_scan_id(h.id));
+            SearchHit {
+                record_id: m.record_id.clone(),
+                subject_id: m.subject_id.clone(),
+                score: h.score,
+            }
+        })
+        .collect()
+}
+
+/// Opens segment `seg`'s graph when it has one. A graph is derived data: if
+/// it is damaged the segment is still served, by exact scan, and the next
+/// optimisation writes a new one.
+pub(crate) fn open_graph(dir: &Path, seg: &Segment, dim: usize) -> Option<Arc<Graph>> {
+    let path = dir.join(Graph::file_name(seg.id()));
+    if !path.exists() {
+        return None;
+    }
+    match Graph::open(&path, seg.id(), seg.len(), dim) {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) => {
+            error!(file = %path.display(), error = %e, "graph unusable; its segment is scanned exactly until the next optimisation");
+            None
+        }
+    }
 }

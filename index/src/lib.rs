@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ann;
 mod catalog;
 mod codec;
 mod error;
@@ -23,6 +24,7 @@ mod fsutil;
 mod gallery;
 mod manifest;
 mod record;
+mod rewrite;
 mod segment;
 mod state;
 mod state_lock;
@@ -32,4 +34,5 @@ pub use catalog::{Catalog, Entry};
 pub use error::{IndexError, Result};
 pub use gallery::{Gallery, GalleryOptions, GalleryStats, NewRecord, RowScorer, Search, SearchHit, StoredRecord};
 pub use record::RecordMeta;
+pub use rewrite::OptimizeReport;
 pub use segment::Segment;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::ann::Graph;
 use crate::record::RecordMeta;
 use crate::segment::Segment;
 
@@ -16,11 +17,12 @@ pub(crate) enum Loc {
     Mem(u32),
 }
 
-/// A segment with its tombstones.
+/// A segment with its tombstones and, when indexed, its graph.
 pub(crate) struct SegSlot {
     pub seg: Arc<Segment>,
     pub deleted: Vec<bool>,
     pub n_deleted: usize,
+    pub graph: Option<Arc<Graph>>,
 }
 
 impl SegSlot {
@@ -39,7 +41,13 @@ impl SegSlot {
             seg: Arc::new(seg),
             deleted,
             n_deleted,
+            graph: None,
         }
+    }
+
+    pub fn with_graph(mut self, graph: Option<Arc<Graph>>) -> SegSlot {
+        self.graph = graph;
+        self
     }
 
     pub fn deleted_rows(&self) -> Vec<u32> {

@@ -64,6 +64,7 @@ fn search(g: &Gallery, probe: &[f32], k: usize) -> Vec<String> {
             min_score: f32::NEG_INFINITY,
             filter: None,
             cancel: None,
+            ann: Default::default(),
         },
     )
     .unwrap()
@@ -73,7 +74,10 @@ fn search(g: &Gallery, probe: &[f32], k: usize) -> Vec<String> {
 }
 
 fn opts() -> GalleryOptions {
-    GalleryOptions { flush_records: 500 }
+    GalleryOptions {
+        flush_records: 500,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -135,6 +139,7 @@ fn subjects_filters_and_verification_scores() {
                 min_score: f32::NEG_INFINITY,
                 filter: None,
                 cancel: None,
+                ann: Default::default(),
             },
         )
         .unwrap();
@@ -151,6 +156,7 @@ fn subjects_filters_and_verification_scores() {
                 min_score: f32::NEG_INFINITY,
                 filter: Some(&north),
                 cancel: None,
+                ann: Default::default(),
             },
         )
         .unwrap();
@@ -229,6 +235,7 @@ fn a_log_that_outlived_its_flush_replays_without_duplicates() {
         DIM,
         GalleryOptions {
             flush_records: 1_000_000,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -321,6 +328,7 @@ fn a_read_inside_a_scan_does_not_deadlock_with_a_queued_insert() {
                 min_score: f32::NEG_INFINITY,
                 filter: None,
                 cancel: None,
+                ann: Default::default(),
             };
             let _ = tx.send(g.search_by(&scorer, &search).map(|h| h.len()));
         })

@@ -88,17 +88,36 @@ impl Isa {
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
     isa: Isa,
+    /// AVX-512 VNNI (with BW) for int8 dot products; only with `Avx512`.
+    vnni: bool,
+}
+
+/// True when the CPU has the AVX-512 byte and VNNI extensions.
+fn detect_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 impl Kernels {
     /// Kernels of the process-wide flavour ([`Isa::active`]).
     pub fn active() -> Kernels {
-        Kernels { isa: Isa::active() }
+        Kernels::new(Isa::active())
     }
 
     /// Kernels of `isa`, or `None` when this CPU lacks it.
     pub fn for_isa(isa: Isa) -> Option<Kernels> {
-        (isa <= Isa::detect()).then_some(Kernels { isa })
+        (isa <= Isa::detect()).then(|| Kernels::new(isa))
+    }
+
+    fn new(isa: Isa) -> Kernels {
+        Kernels {
+            isa,
+            vnni: isa == Isa::Avx512 && detect_vnni(),
+        }
     }
 
     /// The flavour these kernels use.
@@ -119,6 +138,24 @@ impl Kernels {
             Isa::Avx512 => unsafe { x86::dot_avx512(a, b) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::dot(a, b),
+        }
+    }
+
+    /// Inner product of two equal-length int8 code vectors whose values lie
+    /// in `[-127, 127]` (what [`crate::quantize_i8`] produces), exact in i32.
+    #[inline]
+    pub fn dot_i8(&self, a: &[i8], b: &[i8]) -> i32 {
+        assert_eq!(a.len(), b.len(), "dot_i8: length mismatch");
+        match self.isa {
+            Isa::Scalar => scalar::dot_i8(a, b),
+            // SAFETY: `vnni` is set only when the CPU has AVX-512 BW and VNNI.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if self.vnni => unsafe { x86::dot_i8_vnni(a, b) },
+            // SAFETY: see `dot`; every AVX-512 CPU also has AVX2.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma | Isa::Avx512 => unsafe { x86::dot_i8_avx2(a, b) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::dot_i8(a, b),
         }
     }
 

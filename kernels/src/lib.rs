@@ -17,6 +17,7 @@
 pub mod cylinder;
 mod dispatch;
 pub mod iris;
+mod quant;
 mod scalar;
 mod scan;
 mod topk;
@@ -24,5 +25,6 @@ mod topk;
 mod x86;
 
 pub use dispatch::{Isa, Kernels};
+pub use quant::quantize_i8;
 pub use scan::{Cancelled, ChunkScorer, Metric, RowFilter, ScanParams, scan_topk, scan_topk_batch, scan_topk_by};
 pub use topk::{Hit, TopK};

@@ -51,3 +51,20 @@ pub(crate) fn dot_rows_x4(probes: [&[f32]; 4], rows: &[f32], out: [&mut [f32]; 4
         o3[i] = dot(probes[3], row);
     }
 }
+
+/// Inner product of int8 codes, accumulated exactly in i32.
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 16];
+    let (ac, ar) = a.split_at(a.len() / 16 * 16);
+    let (bc, br) = b.split_at(ac.len());
+    for (x, y) in ac.chunks_exact(16).zip(bc.chunks_exact(16)) {
+        for l in 0..16 {
+            acc[l] += i32::from(x[l]) * i32::from(y[l]);
+        }
+    }
+    let mut s: i32 = acc.iter().sum();
+    for (x, y) in ar.iter().zip(br) {
+        s += i32::from(*x) * i32::from(*y);
+    }
+    s
+}

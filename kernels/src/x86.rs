@@ -8,6 +8,84 @@
 
 use std::arch::x86_64::*;
 
+// ---------------------------------------------------------------- int8 (AVX2)
+
+/// Inner product of int8 codes in `[-127, 127]`.
+///
+/// `maddubs` multiplies unsigned by signed bytes, so `a` is split into its
+/// magnitude and sign, the sign moved onto `b`; with -128 excluded the pair
+/// sums (at most 2 * 127 * 127) cannot saturate i16. Then `madd` by ones widens
+/// to i32 lanes.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len();
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n = a.len() = b.len().
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_si256(a.as_ptr().add(i).cast()),
+                _mm256_loadu_si256(b.as_ptr().add(i).cast()),
+            )
+        };
+        let prod = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(y, x));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(prod, ones));
+        i += 32;
+    }
+    let lo = _mm256_castsi256_si128(acc);
+    let hi = _mm256_extracti128_si256(acc, 1);
+    let s = _mm_add_epi32(lo, hi);
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b00_00_00_01));
+    let mut total = _mm_cvtsi128_si32(s);
+    while i < n {
+        total += i32::from(a[i]) * i32::from(b[i]);
+        i += 1;
+    }
+    total
+}
+
+/// [`dot_i8_avx2`] with AVX-512 VNNI: `dpbusd` multiplies unsigned by
+/// signed bytes and adds groups of four straight into i32 lanes, 64 bytes
+/// per instruction, so no i16 stage can saturate. The tail is a masked load.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(crate) unsafe fn dot_i8_vnni(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len();
+    let zero = _mm512_setzero_si512();
+    let mut acc = _mm512_setzero_si512();
+    let mut i = 0;
+    let step = |acc: __m512i, x: __m512i, y: __m512i| {
+        let neg = _mm512_movepi8_mask(x);
+        let y = _mm512_mask_sub_epi8(y, neg, zero, y);
+        _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(x), y)
+    };
+    while i + 64 <= n {
+        // SAFETY: i + 64 <= n = a.len() = b.len().
+        let (x, y) = unsafe {
+            (
+                _mm512_loadu_si512(a.as_ptr().add(i).cast()),
+                _mm512_loadu_si512(b.as_ptr().add(i).cast()),
+            )
+        };
+        acc = step(acc, x, y);
+        i += 64;
+    }
+    if i < n {
+        let mask: __mmask64 = (1u64 << (n - i)) - 1;
+        // SAFETY: the mask limits the loads to the n - i bytes left.
+        let (x, y) = unsafe {
+            (
+                _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i)),
+                _mm512_maskz_loadu_epi8(mask, b.as_ptr().add(i)),
+            )
+        };
+        acc = step(acc, x, y);
+    }
+    _mm512_reduce_add_epi32(acc)
+}
+
 // ---------------------------------------------------------------- AVX2 + FMA
 
 #[inline]

@@ -1,5 +1,6 @@
 //! Conversions between protobuf messages and service-layer types.
 
+use biomatch_index::ann::{AnnQuery, SearchMode};
 use biomatch_matcher::fingerprint::{FingerRecord, FingerprintTemplate};
 use biomatch_matcher::{IrisTemplate, Modality, decode_f32_le};
 use biomatch_proto::v1 as pb;
@@ -31,6 +32,26 @@ pub fn modality_to_pb(m: Modality) -> pb::Modality {
         Modality::Voice => pb::Modality::Voice,
         Modality::Multi => pb::Modality::Multi,
     }
+}
+
+/// Identify's search options. Ranges are checked by the service, which
+/// also knows whether the gallery can have graphs.
+pub fn search_options(mode: i32, ef: u32, oversample: u32) -> Result<AnnQuery, ServiceError> {
+    let mode = match pb::SearchMode::try_from(mode) {
+        Ok(pb::SearchMode::Unspecified) => SearchMode::Auto,
+        Ok(pb::SearchMode::Exact) => SearchMode::Exact,
+        Ok(pb::SearchMode::Ann) => SearchMode::Ann,
+        Err(_) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "search_mode has unknown value {mode}"
+            )));
+        }
+    };
+    Ok(AnnQuery {
+        mode,
+        ef: ef as usize,
+        oversample: oversample as usize,
+    })
 }
 
 /// Validates a template message; `field` names it in errors.

@@ -37,6 +37,7 @@ pub fn permission_for(path: &str) -> Option<(Permission, &'static str)> {
         ("biomatch.v1.Matcher", "GetRecord" | "ListRecords") => (BiometricEnroll, "biometric.read_records"),
         ("biomatch.v1.Matcher", "GalleryStats" | "GetCalibration") => (BiometricVerify, "biometric.stats"),
         ("biomatch.v1.Matcher", "Calibrate") => (AdminSystem, "biometric.calibrate"),
+        ("biomatch.v1.Matcher", "OptimizeGallery") => (AdminSystem, "biometric.optimize"),
         ("biomatch.v1.EnrollmentJobs", _) => (BiometricEnroll, "biometric.enrollment_job"),
         // Anything new is closed until it is classified here.
         _ => (AdminSystem, "grpc.unclassified"),

@@ -233,6 +233,7 @@ impl Matcher for MatcherGrpc {
                 gallery: "multi".into(),
             }));
         }
+        let search = convert::search_options(r.search_mode, r.ef, r.oversample)?;
         let (probe, _) = convert::template(&self.svc, r.probe, "probe")?;
         let out = self
             .svc
@@ -242,6 +243,7 @@ impl Matcher for MatcherGrpc {
                 threshold: r.threshold,
                 target_fmr: r.target_fmr,
                 filter,
+                search,
             })
             .instrument(info_span!("identify"))
             .await?;
@@ -392,6 +394,8 @@ impl Matcher for MatcherGrpc {
                     unflushed_records: i.stats.unflushed,
                     disk_bytes: i.stats.disk_bytes,
                     error: i.error.unwrap_or_default(),
+                    indexed_segments: i.stats.indexed_segments,
+                    indexed_records: i.stats.indexed_records,
                 })
                 .collect(),
             total_records: total,
@@ -404,6 +408,29 @@ impl Matcher for MatcherGrpc {
         let input = calibration::calibrate_input(r)?;
         let c = self.svc.calibrate(input).instrument(info_span!("calibrate")).await?;
         Ok(Response::new(calibration::calibration_to_pb(&c)))
+    }
+
+    async fn optimize_gallery(
+        &self,
+        request: Request<pb::OptimizeGalleryRequest>,
+    ) -> Result<Response<pb::OptimizeGalleryResponse>, Status> {
+        let r = request.into_inner();
+        let modality = convert::modality(r.modality, "modality")?;
+        let out = self
+            .svc
+            .optimize(modality, (r.dimension > 0).then_some(r.dimension as usize))
+            .instrument(info_span!("optimize_gallery"))
+            .await?;
+        let rep = out.report;
+        Ok(Response::new(pb::OptimizeGalleryResponse {
+            gallery: out.gallery,
+            segments_before: rep.segments_before as u32,
+            segments_after: rep.segments_after as u32,
+            records: rep.rows as u64,
+            indexed_segments: rep.indexed_segments as u32,
+            purged: rep.purged as u64,
+            seconds: rep.seconds,
+        }))
     }
 
     async fn get_calibration(

@@ -122,7 +122,7 @@ fn default_sample(modality: Modality) -> usize {
 impl MatchService {
     /// The gallery key a calibration call names: by dimension, or the
     /// modality's only gallery.
-    fn calibration_key(&self, modality: Modality, dim: Option<usize>) -> Result<GalleryKey> {
+    pub(super) fn calibration_key(&self, modality: Modality, dim: Option<usize>) -> Result<GalleryKey> {
         if modality == Modality::Multi {
             return Err(ServiceError::InvalidArgument(
                 "MULTI has no gallery of its own; calibrate each modality's gallery".into(),

@@ -197,6 +197,7 @@ impl MatchService {
                     threshold: None,
                     target_fmr: None,
                     filter: filter.clone(),
+                    search: Default::default(),
                 })
                 .await?;
             for c in found.candidates {

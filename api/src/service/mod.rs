@@ -6,6 +6,7 @@
 //! with fsync, compaction) on tokio's blocking threads; neither ever runs on
 //! an async worker.
 
+mod ann;
 pub mod calibration;
 mod fusion;
 mod stream;
@@ -26,6 +27,7 @@ use tracing::{info, warn};
 use crate::config::MatchingConfig;
 use crate::error::ServiceError;
 use crate::pool::SearchPool;
+pub use ann::{EraseClock, MAX_EF, MAX_OVERSAMPLE, OptimizeOutput};
 pub use calibration::{CalibrateInput, CalibrationStore, GalleryCalibration};
 pub use fusion::{FusedCandidate, FusedIdentifyOutput, FusedVerifyOutput, MAX_PARTS, ModalityPart};
 pub use stream::{MAX_WINDOW, Policy, PolicyState, StreamOutcome, StreamStep};
@@ -43,6 +45,10 @@ pub struct MatchService {
     fingerprint: FingerprintMatcher,
     calibrations: Arc<CalibrationStore>,
 }
+
+/// An Identify that scans at most this many rows exactly (the rest from
+/// graphs) runs without waiting for its turn at the whole pool.
+const UNGATED_SCAN_ROWS: usize = 65_536;
 
 /// Scores iris rows by 1 - Hamming distance for a prepared probe.
 struct IrisScorer<'a> {
@@ -431,6 +437,7 @@ impl MatchService {
             (t, fmr) => self.decision_threshold(key, t, fmr)?,
         };
         validate::metadata("metadata_filter", &input.filter)?;
+        ann::check_query(key.modality, &input.search)?;
         let Some(g) = self.gallery(key)? else {
             return Ok(IdentifyOutput {
                 candidates: Vec::new(),
@@ -440,47 +447,57 @@ impl MatchService {
         };
         let scoring = self.scoring(input.probe).await?;
         let filter = input.filter;
+        let ann = input.search;
         let gallery = g.clone();
         let calibration = self.calibrations.get(&key.name());
-        let candidates = self
-            .pool
-            .run_scan(move |cancel| -> Result<Vec<Candidate>, biomatch_index::IndexError> {
-                let opts = Search {
-                    k: top_k,
-                    min_score,
-                    filter: (!filter.is_empty()).then_some(&filter),
-                    cancel: Some(cancel),
-                };
-                let hits = match &scoring {
-                    Scoring::Embedding(e) => gallery.search_subjects(e.values(), &opts)?,
-                    Scoring::Iris(m, p) => gallery.search_subjects_by(&IrisScorer { matcher: m, probe: p }, &opts)?,
-                    Scoring::Fingerprint(m, p) => {
-                        gallery.search_subjects_by(&FingerScorer { matcher: *m, probe: p }, &opts)?
+        // A graph search is a single-threaded walk of a few thousand rows:
+        // it needs no turn at the whole pool, and gating it behind scans
+        // would leave cores idle under concurrent load.
+        let graph_only = matches!(scoring, Scoring::Embedding(_))
+            && g.stats().indexed_segments > 0
+            && g.scanned_rows(&ann) < UNGATED_SCAN_ROWS;
+        let job = move |cancel: &std::sync::atomic::AtomicBool| -> Result<Vec<Candidate>, biomatch_index::IndexError> {
+            let opts = Search {
+                k: top_k,
+                min_score,
+                filter: (!filter.is_empty()).then_some(&filter),
+                cancel: Some(cancel),
+                ann,
+            };
+            let hits = match &scoring {
+                Scoring::Embedding(e) => gallery.search_subjects(e.values(), &opts)?,
+                Scoring::Iris(m, p) => gallery.search_subjects_by(&IrisScorer { matcher: m, probe: p }, &opts)?,
+                Scoring::Fingerprint(m, p) => {
+                    gallery.search_subjects_by(&FingerScorer { matcher: *m, probe: p }, &opts)?
+                }
+            };
+            // The scan ranks by f32 score; report the iris candidates'
+            // exact distance and rotation.
+            Ok(hits
+                .into_iter()
+                .map(|h| {
+                    let iris = match &scoring {
+                        Scoring::Iris(..) => gallery
+                            .get(&h.record_id, true)
+                            .and_then(|r| r.vector)
+                            .and_then(|row| scoring.score(&row).1),
+                        Scoring::Embedding(_) | Scoring::Fingerprint(..) => None,
+                    };
+                    Candidate {
+                        subject_id: h.subject_id,
+                        record_id: h.record_id,
+                        score: h.score,
+                        iris,
+                        fmr: calibration.as_ref().map(|c| c.calibration.fmr(h.score)),
                     }
-                };
-                // The scan ranks by f32 score; report the iris candidates'
-                // exact distance and rotation.
-                Ok(hits
-                    .into_iter()
-                    .map(|h| {
-                        let iris = match &scoring {
-                            Scoring::Iris(..) => gallery
-                                .get(&h.record_id, true)
-                                .and_then(|r| r.vector)
-                                .and_then(|row| scoring.score(&row).1),
-                            Scoring::Embedding(_) | Scoring::Fingerprint(..) => None,
-                        };
-                        Candidate {
-                            subject_id: h.subject_id,
-                            record_id: h.record_id,
-                            score: h.score,
-                            iris,
-                            fmr: calibration.as_ref().map(|c| c.calibration.fmr(h.score)),
-                        }
-                    })
-                    .collect())
-            })
-            .await??;
+                })
+                .collect())
+        };
+        let candidates = if graph_only {
+            self.pool.run(job).await??
+        } else {
+            self.pool.run_scan(job).await??
+        };
         Ok(IdentifyOutput {
             candidates,
             gallery_size: g.stats().records,
@@ -603,19 +620,6 @@ impl MatchService {
                 }
             })
             .collect()
-    }
-
-    /// Compacts every gallery that has deletes pending. Called periodically.
-    pub async fn compact_pending(&self) {
-        let catalog = self.catalog.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for g in catalog.ready().into_iter().filter(|g| g.pending_deletes() > 0) {
-                if let Err(e) = g.compact() {
-                    warn!(gallery = g.name(), error = %e, "compaction failed; will retry");
-                }
-            }
-        })
-        .await;
     }
 
     /// Fails for modalities that have no gallery of their own: MULTI is a

@@ -187,6 +187,8 @@ pub struct IdentifyInput {
     pub target_fmr: Option<f64>,
     /// Metadata equality filter.
     pub filter: BTreeMap<String, String>,
+    /// Exact or graph search, beam width, oversampling (embedding galleries).
+    pub search: biomatch_index::ann::AnnQuery,
 }
 
 /// One candidate subject.

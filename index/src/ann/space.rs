@@ -1,0 +1,149 @@
+//! What a graph search scores with: int8 codes of the rows and a query.
+
+use std::cell::RefCell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use biomatch_kernels::{Kernels, quantize_i8};
+
+/// Int8 codes of `n` rows of `dim` values, with one scale per row.
+#[derive(Clone, Copy)]
+pub(crate) struct Codes<'a> {
+    pub dim: usize,
+    pub codes: &'a [i8],
+    pub scales: &'a [f32],
+    pub kernels: Kernels,
+}
+
+impl<'a> Codes<'a> {
+    #[inline]
+    pub fn row(&self, i: u32) -> &'a [i8] {
+        let i = i as usize;
+        &self.codes[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Approximate inner product of rows `a` and `b`.
+    #[inline]
+    pub fn pair(&self, a: u32, b: u32) -> f32 {
+        self.scales[a as usize] * self.scales[b as usize] * self.kernels.dot_i8(self.row(a), self.row(b)) as f32
+    }
+
+    /// Approximate inner product of the query with row `i`, up to the
+    /// query's own (common) scale.
+    #[inline]
+    pub fn query(&self, q: &[i8], i: u32) -> f32 {
+        self.scales[i as usize] * self.kernels.dot_i8(q, self.row(i)) as f32
+    }
+
+    /// Hints the CPU to start loading row `i`'s codes.
+    #[inline]
+    pub fn prefetch(&self, i: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let row = self.row(i);
+            let mut off = 0;
+            while off < row.len() {
+                // SAFETY: a prefetch never faults and the address is in bounds.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(off)) };
+                off += 64;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+}
+
+/// Quantises every row of `vectors` (row-major, `dim` columns).
+pub(crate) fn quantize_rows(vectors: &[f32], dim: usize) -> (Vec<i8>, Vec<f32>) {
+    use rayon::prelude::*;
+    let n = vectors.len() / dim;
+    let mut codes = vec![0i8; n * dim];
+    let mut scales = vec![0f32; n];
+    codes
+        .par_chunks_mut(dim)
+        .zip(scales.par_iter_mut())
+        .zip(vectors.par_chunks(dim))
+        .for_each(|((c, s), v)| *s = quantize_i8(v, c));
+    (codes, scales)
+}
+
+/// A score with a total order (NaN, which the kernels never produce, sorts
+/// lowest), paired with a node id.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Scored(pub f32, pub u32);
+
+impl Eq for Scored {}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then_with(|| other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Per-thread working memory of a search, reused so that a query allocates
+/// nothing but its answer.
+pub(crate) struct Scratch {
+    pub visited: Visited,
+    pub frontier: BinaryHeap<Scored>,
+    pub best: BinaryHeap<Reverse<Scored>>,
+    pub fresh: Vec<u32>,
+}
+
+/// Nodes seen by the current search: a stamp per node, so that starting a
+/// new search costs one increment instead of clearing `n` flags.
+pub(crate) struct Visited {
+    marks: Vec<u32>,
+    stamp: u32,
+}
+
+impl Visited {
+    fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.marks.fill(0);
+            self.stamp = 1;
+        }
+    }
+
+    /// Marks `i`; true when it was not marked yet.
+    #[inline]
+    pub fn insert(&mut self, i: u32) -> bool {
+        let m = &mut self.marks[i as usize];
+        if *m == self.stamp {
+            false
+        } else {
+            *m = self.stamp;
+            true
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            visited: Visited { marks: Vec::new(), stamp: 0 },
+            frontier: BinaryHeap::new(),
+            best: BinaryHeap::new(),
+            fresh: Vec::new(),
+        })
+    };
+}
+
+/// Runs `f` with this thread's scratch, its visited set reset for `n` nodes.
+pub(crate) fn with_scratch<R>(n: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        s.visited.reset(n);
+        f(&mut s)
+    })
+}
