@@ -169,13 +169,7 @@ impl CliModality {
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
     #[command(flatten)]
-    client: ClientArgs,
-    /// The gallery's modality.
-    #[arg(long, value_enum)]
-    modality: CliModality,
-    /// Embedding dimension (needed when the modality has several galleries).
-    #[arg(long)]
-    dimension: Option<u32>,
+    gallery: GalleryArgs,
     /// Gallery records to sample (every pair of them is scored).
     #[arg(long)]
     max_records: Option<u32>,
@@ -276,8 +270,15 @@ impl CliSearchMode {
 #[derive(Args, Debug)]
 pub struct OptimizeArgs {
     #[command(flatten)]
+    gallery: GalleryArgs,
+}
+
+/// A server and one of its galleries.
+#[derive(Args, Debug)]
+pub struct GalleryArgs {
+    #[command(flatten)]
     client: ClientArgs,
-    /// The gallery's modality (face or voice).
+    /// The gallery's modality.
     #[arg(long, value_enum)]
     modality: CliModality,
     /// Embedding dimension (needed when the modality has several galleries).
@@ -491,11 +492,11 @@ pub async fn run_client(cmd: Command) -> CliResult {
         Command::Admin(a) => crate::admin_cli::run(a).await,
         Command::Calibrate(a) => calibrate(a).await,
         Command::Optimize(a) => {
-            let mut c = connect(&a.client).await?;
+            let mut c = connect(&a.gallery.client).await?;
             let r = c
                 .optimize_gallery(pb::OptimizeGalleryRequest {
-                    modality: a.modality.pb() as i32,
-                    dimension: a.dimension.unwrap_or(0),
+                    modality: a.gallery.modality.pb() as i32,
+                    dimension: a.gallery.dimension.unwrap_or(0),
                 })
                 .await?
                 .into_inner();
@@ -550,11 +551,11 @@ async fn calibrate(a: CalibrateArgs) -> CliResult {
         .map(read_scores)
         .transpose()?
         .unwrap_or_default();
-    let mut c = connect(&a.client).await?;
+    let mut c = connect(&a.gallery.client).await?;
     let r = c
         .calibrate(pb::CalibrateRequest {
-            modality: a.modality.pb() as i32,
-            dimension: a.dimension.unwrap_or(0),
+            modality: a.gallery.modality.pb() as i32,
+            dimension: a.gallery.dimension.unwrap_or(0),
             max_records: a.max_records.unwrap_or(0),
             impostor_scores,
             genuine_scores,

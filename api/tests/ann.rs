@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use biomatch_proto::v1 as pb;
@@ -178,19 +177,7 @@ async fn optimised_gallery_answers_identify_from_its_graphs() {
     // The CLI: optimise (purges the deletes) and identify with search options.
     let probe = tmp.path().join("probe.json");
     std::fs::write(&probe, serde_json::to_string(&x[7]).unwrap()).unwrap();
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_biomatch"))
-            .args(args)
-            .args(["--server", &server.addr, "--modality", "face"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| serde_json::from_str::<serde_json::Value>(&cli(&server, "face", args)).unwrap();
     let opt = cli(&["optimize"]);
     assert_eq!(opt["purged"], doomed.len() as u64, "{opt}");
     assert_eq!(opt["indexed_segments"], 2, "{opt}");

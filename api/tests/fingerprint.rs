@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 
 use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerRecord, FingerTemplate, FingerprintMatcher};
@@ -222,19 +221,7 @@ async fn fingerprint_enroll_verify_identify_stream_survive_kill9() {
     for i in 1..=2 {
         std::fs::write(cli_dir.join(format!("901_{i}.iso")), &set[&format!("110_{}", i + 5)]).unwrap();
     }
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_biomatch"))
-            .args(args)
-            .args(["--server", &server.addr, "--modality", "fingerprint"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| cli(&server, "fingerprint", args);
     let out = cli(&["enroll", "--input", cli_dir.to_str().unwrap()]);
     assert!(out.contains(r#""enrolled":2"#), "{out}");
     let probe: PathBuf = shared().join("fingerprint/fvc2002_db1_b/templates/110_8.iso");

@@ -107,6 +107,22 @@ impl Drop for Server {
     }
 }
 
+/// Runs the `biomatch` CLI against `server` with `--modality modality`
+/// appended, asserts that it succeeded and returns its standard output.
+pub fn cli(server: &Server, modality: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_biomatch"))
+        .args(args)
+        .args(["--server", &server.addr, "--modality", modality])
+        .output()
+        .expect("run the biomatch CLI");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// `../shared/datasets` (or `$BIOMATCH_SHARED/datasets`); fails loudly
 /// when absent, so a test needing real data never skips.
 pub fn shared() -> PathBuf {

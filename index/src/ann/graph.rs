@@ -283,6 +283,12 @@ impl Graph {
 
 impl Links for Graph {
     #[inline]
+    fn prefetch_links(&self, node: u32) {
+        let at = self.lay.layer0 + node as usize * (1 + self.m0) * 4;
+        super::space::prefetch_bytes(&self.map[at..at + (1 + self.m0) * 4]);
+    }
+
+    #[inline]
     fn with_neighbors<R>(&self, node: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R {
         let node = node as usize;
         if level == 0 {

@@ -15,6 +15,10 @@ pub(crate) trait Links {
     /// Calls `f` with the neighbours of `node` on `level` (empty when the node
     /// does not reach that level).
     fn with_neighbors<R>(&self, node: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R;
+
+    /// Hints the CPU to load `node`'s layer-0 links, which the search is
+    /// about to read.
+    fn prefetch_links(&self, _node: u32) {}
 }
 
 /// Expansions between two looks at the cancel flag.
@@ -105,6 +109,9 @@ pub(crate) fn beam<L: Links>(
                     }
                 }
             }
+        }
+        if let Some(next) = frontier.peek() {
+            links.prefetch_links(next.1);
         }
     }
     let mut out: Vec<Scored> = best.drain().map(|r| r.0).collect();

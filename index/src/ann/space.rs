@@ -38,20 +38,27 @@ impl<'a> Codes<'a> {
     /// Hints the CPU to start loading row `i`'s codes.
     #[inline]
     pub fn prefetch(&self, i: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let row = self.row(i);
-            let mut off = 0;
-            while off < row.len() {
-                // SAFETY: a prefetch never faults and the address is in bounds.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(off)) };
-                off += 64;
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        let row = self.row(i);
+        // SAFETY: i8 and u8 have the same layout.
+        prefetch_bytes(unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), row.len()) });
     }
+}
+
+/// Hints the CPU to start loading every cache line of `bytes`.
+#[inline]
+pub(crate) fn prefetch_bytes(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let mut off = 0;
+        while off < bytes.len() {
+            // SAFETY: a prefetch never faults and the address is in bounds.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(off).cast()) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Quantises every row of `vectors` (row-major, `dim` columns).
