@@ -3,7 +3,9 @@
 # until the first Identify is answered, and the server's resident memory
 # right then. The gallery is filled and optimised beforehand by
 # `gallery_load` (see BENCHMARKS.md). With root, each run starts from a cold
-# page cache (`echo 3 > /proc/sys/vm/drop_caches`); otherwise warm.
+# page cache (`echo 3 > /proc/sys/vm/drop_caches`); otherwise warm. Resident
+# memory is reported in all and its anonymous part (the rest is mapped file
+# pages: segments and graphs, which the kernel can drop and re-read).
 #
 # usage: benches/scripts/ann_restart.sh DATA_DIR PROBE.json [RUNS] [MODALITY]
 set -euo pipefail
@@ -32,8 +34,9 @@ for run in $(seq "$runs"); do
   done
   t1=$(date +%s.%N)
   rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  anon_kib=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status")
   kill "$pid"; wait "$pid" || true
-  printf '{"run": %d, "page_cache": "%s", "first_answer_s": %.3f, "rss_mib": %.1f, "top1": %s}\n' \
-    "$run" "$cache" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$rss_kib / 1024" | bc -l)" \
+  printf '{"run": %d, "page_cache": "%s", "first_answer_s": %.3f, "rss_mib": %.1f, "anon_mib": %.1f, "top1": %s}\n' \
+    "$run" "$cache" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$anon_kib / 1024" | bc -l)" \
     "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["candidates"][0]["record_id"]))' "$tmp/answer")"
 done
