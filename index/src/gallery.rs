@@ -23,7 +23,6 @@ use rayon::prelude::*;
 use tracing::{error, info, warn};
 
 use crate::ann::{AnnOptions, AnnQuery, Graph, SearchMode};
-
 use crate::error::{IndexError, Result, io_err};
 use crate::fsutil::sync_dir;
 use crate::manifest::{Manifest, SegmentEntry};
@@ -34,7 +33,7 @@ use crate::state_lock::StateLock;
 use crate::wal::{Wal, WalEntry, WalEntryRef};
 
 pub(crate) const MANIFEST: &str = "MANIFEST";
-pub(crate) const WAL: &str = "wal.log";
+const WAL: &str = "wal.log";
 
 /// Tunables of a gallery.
 #[derive(Clone, Debug)]
@@ -373,33 +372,39 @@ impl Gallery {
         let (ef, rescore) = s.ann.plan(s.k);
         let top = graphs
             .par_iter()
-            .map(|&b| self.graph_search(st, b, probe, s, ef, rescore))
+            .map(|&b| self.graph_search(st, b, probe, s, &score, ef, rescore))
             .try_reduce(|| scanned.clone(), |a, b| Ok(a.merge(b)))?;
         Ok(hits(st, top))
     }
 
-    /// Rows a search with options `q` would scan exactly (the rest it
-    /// answers from graphs), so a caller can tell a cheap graph search from
-    /// a scan of the whole gallery before running it.
-    pub fn scanned_rows(&self, q: &AnnQuery) -> usize {
+    /// When a search with options `q` would use at least one graph, the
+    /// rows it would still scan exactly; `None` when it would scan
+    /// everything. Lets a caller tell a cheap graph search from a scan of
+    /// the whole gallery before running it.
+    pub fn scanned_rows(&self, q: &AnnQuery) -> Option<usize> {
         let st = self.state.read();
-        let tail = st.mem.len() - st.mem.n_deleted;
-        tail + st
-            .slots
-            .iter()
-            .filter(|s| q.mode == SearchMode::Exact || s.graph.is_none())
-            .map(|s| s.seg.len() - s.n_deleted)
-            .sum::<usize>()
+        let uses_graph = |s: &SegSlot| q.mode != SearchMode::Exact && s.graph.is_some();
+        st.slots.iter().any(uses_graph).then(|| {
+            st.mem.live()
+                + st.slots
+                    .iter()
+                    .filter(|s| !uses_graph(s))
+                    .map(SegSlot::live)
+                    .sum::<usize>()
+        })
     }
 
     /// Walks slot `b`'s graph on int8 codes, then rescores the best
     /// `rescore` candidates with the exact rows from the segment's map.
+    /// `score` is the exact scan's scorer, for the fallback below.
+    #[allow(clippy::too_many_arguments)]
     fn graph_search(
         &self,
         st: &State,
         b: usize,
         probe: &[f32],
         s: &Search<'_>,
+        score: ChunkScorer<'_>,
         ef: usize,
         rescore: usize,
     ) -> Result<TopK> {
@@ -408,12 +413,11 @@ impl Gallery {
         let accept =
             |row: u32| !slot.deleted[row as usize] && s.filter.is_none_or(|f| slot.seg.meta(row as usize).matches(f));
         let found = graph.search(probe, ef, &accept, s.cancel)?;
-        if found.len() < s.k.min(slot.seg.len() - slot.n_deleted) {
+        if found.len() < s.k.min(slot.live()) {
             // The walk met fewer admitted rows than wanted, which happens when
             // a filter admits a small share of the segment: scan it instead,
             // so a selective filter costs time, never results.
-            let score = |rows: &[f32], out: &mut [f32], _: f32| self.kernels.dot_rows(probe, rows, out);
-            return self.scan_blocks(st, s, &score, &|x| x == b);
+            return self.scan_blocks(st, s, score, &|x| x == b);
         }
         let mut top = TopK::new(s.k);
         for (row, _) in found.into_iter().take(rescore) {
@@ -536,7 +540,7 @@ impl Gallery {
             subjects: st.subjects.len() as u64,
             pending_deletes: st.pending_deletes() as u64,
             segments: st.slots.len() as u32,
-            unflushed: (st.mem.len() - st.mem.n_deleted) as u64,
+            unflushed: st.mem.live() as u64,
             disk_bytes: wal_len
                 + st.slots
                     .iter()
@@ -547,7 +551,7 @@ impl Gallery {
                 .slots
                 .iter()
                 .filter(|s| s.graph.is_some())
-                .map(|s| (s.seg.len() - s.n_deleted) as u64)
+                .map(|s| s.live() as u64)
                 .sum(),
         }
     }

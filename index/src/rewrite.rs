@@ -27,6 +27,7 @@ use crate::state::SegSlot;
 struct Source {
     seg: Arc<Segment>,
     deleted: Vec<bool>,
+    n_deleted: usize,
     indexed: bool,
 }
 
@@ -74,14 +75,14 @@ impl Gallery {
     fn compact_where(&self, indexed_too: bool) -> Result<usize> {
         let _m = self.maintenance.lock();
         let (before, sources) = self.flushed_sources()?;
-        let in_segments: usize = sources.iter().map(|s| s.deleted.iter().filter(|d| **d).count()).sum();
+        let in_segments: usize = sources.iter().map(|s| s.n_deleted).sum();
         // Deleted rows of the tail were dropped by the flush.
         let mut purged = before - in_segments;
         let mut victims = Vec::new();
         let mut pieces = Vec::new();
-        let chosen = |s: &Source| s.deleted.contains(&true) && (indexed_too || !s.indexed);
+        let chosen = |s: &Source| s.n_deleted > 0 && (indexed_too || !s.indexed);
         for (i, src) in sources.iter().enumerate().filter(|(_, s)| chosen(s)) {
-            purged += src.deleted.iter().filter(|d| **d).count();
+            purged += src.n_deleted;
             victims.push(i);
             let rows: Vec<(usize, u32)> = live(src).map(|r| (i, r)).collect();
             if !rows.is_empty() {
@@ -149,14 +150,13 @@ impl Gallery {
     /// true when more than a tenth of the indexed rows are deleted.
     pub fn needs_optimize(&self) -> bool {
         let st = self.state.read();
-        let (mut indexed, mut unindexed, mut dead) = (0usize, st.mem.len() - st.mem.n_deleted, 0usize);
+        let (mut indexed, mut unindexed, mut dead) = (0usize, st.mem.live(), 0usize);
         for s in &st.slots {
-            let live = s.seg.len() - s.n_deleted;
             if s.graph.is_some() {
-                indexed += live;
+                indexed += s.live();
                 dead += s.n_deleted;
             } else {
-                unindexed += live;
+                unindexed += s.live();
             }
         }
         let min = self.opts.ann.min_rows.max(1);
@@ -176,6 +176,7 @@ impl Gallery {
             .map(|s| Source {
                 seg: s.seg.clone(),
                 deleted: s.deleted.clone(),
+                n_deleted: s.n_deleted,
                 indexed: s.graph.is_some(),
             })
             .collect();

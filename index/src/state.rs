@@ -62,6 +62,11 @@ impl SegSlot {
     pub fn live_rows(&self) -> Vec<usize> {
         (0..self.deleted.len()).filter(|r| !self.deleted[*r]).collect()
     }
+
+    /// Number of live rows.
+    pub fn live(&self) -> usize {
+        self.seg.len() - self.n_deleted
+    }
 }
 
 /// Records enrolled since the last flush; their source of truth on disk is
@@ -86,6 +91,10 @@ impl MemTable {
     }
     pub fn live_rows(&self) -> Vec<usize> {
         (0..self.metas.len()).filter(|r| !self.deleted[*r]).collect()
+    }
+    /// Number of live rows.
+    pub fn live(&self) -> usize {
+        self.len() - self.n_deleted
     }
 }
 

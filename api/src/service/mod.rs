@@ -454,8 +454,7 @@ impl MatchService {
         // it needs no turn at the whole pool, and gating it behind scans
         // would leave cores idle under concurrent load.
         let graph_only = matches!(scoring, Scoring::Embedding(_))
-            && g.stats().indexed_segments > 0
-            && g.scanned_rows(&ann) < UNGATED_SCAN_ROWS;
+            && g.scanned_rows(&ann).is_some_and(|rows| rows < UNGATED_SCAN_ROWS);
         let job = move |cancel: &std::sync::atomic::AtomicBool| -> Result<Vec<Candidate>, biomatch_index::IndexError> {
             let opts = Search {
                 k: top_k,

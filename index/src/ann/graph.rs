@@ -175,7 +175,6 @@ impl Graph {
     /// failing at query time on a file that passed its checksum but was
     /// written wrong.
     fn check_links(&self) -> std::result::Result<(), String> {
-        let upper = self.words(self.lay.upper, (self.lay.end - self.lay.upper) / 4);
         for node in 0..self.n as u32 {
             let level = self.levels()[node as usize] as usize;
             if level > self.max_level {
@@ -185,15 +184,10 @@ impl Graph {
                 ));
             }
             for l in 0..=level {
-                let list = if l == 0 {
-                    let w = self.words(self.lay.layer0 + node as usize * (1 + self.m0) * 4, 1 + self.m0);
-                    (w[0] as usize <= self.m0).then(|| &w[1..1 + w[0] as usize])
-                } else {
-                    let at = self.upper_offsets()[node as usize] as usize + (l - 1) * (1 + self.m);
-                    upper
-                        .get(at..at + 1 + self.m)
-                        .and_then(|w| (w[0] as usize <= self.m).then(|| &w[1..1 + w[0] as usize]))
-                };
+                let (at, cap) = self.list_at(node as usize, l);
+                let list = (at + (1 + cap) * 4 <= self.lay.end)
+                    .then(|| self.words(at, 1 + cap))
+                    .and_then(|w| (w[0] as usize <= cap).then(|| &w[1..1 + w[0] as usize]));
                 match list {
                     Some(l) if l.iter().all(|&x| (x as usize) < self.n) => {}
                     _ => return Err(format!("node {node} has a bad link list on level {l}")),
@@ -201,6 +195,18 @@ impl Graph {
             }
         }
         Ok(())
+    }
+
+    /// Byte offset of `node`'s link list on `level` (count word, then
+    /// links) and its capacity. The node must reach `level`.
+    #[inline]
+    fn list_at(&self, node: usize, level: usize) -> (usize, usize) {
+        if level == 0 {
+            (self.lay.layer0 + node * (1 + self.m0) * 4, self.m0)
+        } else {
+            let word = self.upper_offsets()[node] as usize + (level - 1) * (1 + self.m);
+            (self.lay.upper + word * 4, self.m)
+        }
     }
 
     fn words(&self, at: usize, len: usize) -> &[u32] {
@@ -284,23 +290,19 @@ impl Graph {
 impl Links for Graph {
     #[inline]
     fn prefetch_links(&self, node: u32) {
-        let at = self.lay.layer0 + node as usize * (1 + self.m0) * 4;
-        super::space::prefetch_bytes(&self.map[at..at + (1 + self.m0) * 4]);
+        let (at, cap) = self.list_at(node as usize, 0);
+        super::space::prefetch_bytes(&self.map[at..at + (1 + cap) * 4]);
     }
 
     #[inline]
     fn with_neighbors<R>(&self, node: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R {
         let node = node as usize;
-        if level == 0 {
-            let w = self.words(self.lay.layer0 + node * (1 + self.m0) * 4, 1 + self.m0);
-            f(&w[1..1 + w[0] as usize])
-        } else if level <= self.levels()[node] as usize {
-            let at = self.lay.upper + (self.upper_offsets()[node] as usize + (level - 1) * (1 + self.m)) * 4;
-            let w = self.words(at, 1 + self.m);
-            f(&w[1..1 + w[0] as usize])
-        } else {
-            f(&[])
+        if level > 0 && level > self.levels()[node] as usize {
+            return f(&[]);
         }
+        let (at, cap) = self.list_at(node, level);
+        let w = self.words(at, 1 + cap);
+        f(&w[1..1 + w[0] as usize])
     }
 }
 
