@@ -234,7 +234,8 @@ pub struct IdentifyArgs {
     #[arg(long = "filter", value_parser = parse_kv)]
     filter: Vec<(String, String)>,
     /// FACE/VOICE: `exact` scans every record, `ann` searches the graphs,
-    /// `auto` lets the server's planner choose.
+    /// `auto` lets the server's planner choose. FINGERPRINT: `ann` screens
+    /// the gallery and scores the shortlist in full.
     #[arg(long, value_enum, default_value_t = CliSearchMode::Auto)]
     search: CliSearchMode,
     /// Graph search beam width (0 = server default).
@@ -243,6 +244,10 @@ pub struct IdentifyArgs {
     /// Graph candidates rescored exactly per candidate wanted (0 = default).
     #[arg(long, default_value_t = 0)]
     oversample: u32,
+    /// FINGERPRINT with `--search ann`: share of the gallery the screen
+    /// passes to the full matcher, (0, 1]; 0 = the server's default.
+    #[arg(long, default_value_t = 0.0)]
+    penetration: f32,
 }
 
 /// How Identify searches.
@@ -455,6 +460,7 @@ pub async fn run_client(cmd: Command) -> CliResult {
                         search_mode: a.search.pb() as i32,
                         ef: a.ef,
                         oversample: a.oversample,
+                        penetration: a.penetration,
                     })
                     .await?
                     .into_inner();

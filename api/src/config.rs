@@ -33,6 +33,8 @@
 //! iris_separate_half_matching = true
 //! iris_code_version = "v2.1"
 //! fingerprint_threshold = 0.03  # MCC similarity; see BENCHMARKS.md for FMR
+//! fingerprint_screen_penetration = 0.05  # share a screened Identify scores in full
+//! fingerprint_screen_min_records = 0     # screen galleries this large by default; 0 = on request
 //! multi_threshold = 4.0         # fused score = -log10(combined FMR)
 //! fusion_method = "stouffer"    # or "fisher"
 //!
@@ -306,6 +308,13 @@ pub struct MatchingConfig {
     pub iris_code_version: String,
     /// Default FINGERPRINT decision threshold on the MCC similarity (0 to 1).
     pub fingerprint_threshold: f32,
+    /// Share of a FINGERPRINT gallery a screened Identify scores with the
+    /// full matcher, when the request does not say (see
+    /// `biomatch_matcher::fingerprint::screen`).
+    pub fingerprint_screen_penetration: f32,
+    /// FINGERPRINT galleries with at least this many records are screened
+    /// unless a request asks for an exact search; 0 screens only on request.
+    pub fingerprint_screen_min_records: u64,
     /// Default MULTI decision threshold on the fused score, -log10 of the
     /// combined false match rate (4 = FMR 1e-4).
     pub multi_threshold: f32,
@@ -358,6 +367,8 @@ impl Default for MatchingConfig {
             iris_separate_half_matching: true,
             iris_code_version: "v2.1".to_string(),
             fingerprint_threshold: FINGERPRINT_THRESHOLD,
+            fingerprint_screen_penetration: 0.05,
+            fingerprint_screen_min_records: 0,
             multi_threshold: 4.0,
             fusion_method: FusionMethod::default(),
         }
@@ -466,6 +477,16 @@ impl Config {
         set!(
             "BIOMATCH_FINGERPRINT_THRESHOLD",
             self.matching.fingerprint_threshold,
+            parse
+        );
+        set!(
+            "BIOMATCH_FINGERPRINT_SCREEN_PENETRATION",
+            self.matching.fingerprint_screen_penetration,
+            parse
+        );
+        set!(
+            "BIOMATCH_FINGERPRINT_SCREEN_MIN_RECORDS",
+            self.matching.fingerprint_screen_min_records,
             parse
         );
         set!("BIOMATCH_MULTI_THRESHOLD", self.matching.multi_threshold, parse);

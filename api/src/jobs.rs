@@ -125,6 +125,7 @@ impl ServiceSink {
                 // indexed, which is what keeps de-duplication affordable at
                 // national scale.
                 search: Default::default(),
+                penetration: None,
             })
             .await?;
         Ok(found

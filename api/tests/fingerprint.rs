@@ -231,3 +231,163 @@ async fn fingerprint_enroll_verify_identify_stream_survive_kill9() {
     assert!(top == "110" || top == "901", "{out}");
     assert_eq!(line["gallery_size"], 42);
 }
+
+/// Every ISO record of both FVC sets, NBIS and SecuGen, keyed
+/// "<set>/<kind>/<stem>", as (subject, bytes): 320 records of 20 fingers.
+fn fvc_all() -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for set in ["fvc2002_db1_b", "fvc2002_db2_b"] {
+        for kind in ["templates", "templates_secugen"] {
+            for (stem, iso) in read_dir_files(&shared().join(format!("fingerprint/{set}/{kind}"))).unwrap() {
+                let subject = format!("{set}/{}", split(&stem).0);
+                out.push((format!("{set}/{kind}/{stem}"), subject, iso));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screened_identify_scores_exactly_the_screens_shortlist() {
+    use biomatch_matcher::fingerprint::ScreenProbe;
+    let all = fvc_all();
+    assert_eq!(all.len(), 320);
+    // Impressions 1-6 enrolled (240 records), the NBIS impressions 7 and 8 probe.
+    let impression = |key: &str| split(key.rsplit('/').next().unwrap()).1;
+    let (enrolled, probes): (Vec<_>, Vec<_>) = all.iter().partition(|(key, _, _)| impression(key) <= 6);
+    let probes: Vec<_> = probes
+        .into_iter()
+        .filter(|(key, _, _)| !key.contains("secugen"))
+        .collect();
+    assert_eq!((enrolled.len(), probes.len()), (240, 40));
+    let dir = tempfile::tempdir().unwrap();
+    // The planner screens galleries of 100 or more; the shortlist floor is 200.
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            ("BIOMATCH_FLUSH_RECORDS", "70"),
+            ("BIOMATCH_FINGERPRINT_SCREEN_MIN_RECORDS", "100"),
+        ],
+    );
+    let mut c = server.client().await;
+    let reqs = enrolled
+        .iter()
+        .map(|(key, subject, iso)| enroll_req(subject, key, finger(iso)))
+        .collect();
+    assert_eq!(enroll_all(&mut c, reqs).await, 240);
+
+    let m = FingerprintMatcher::default();
+    let stored: Vec<(&String, &String, FingerTemplate)> = enrolled
+        .iter()
+        .map(|(key, subject, iso)| (key, subject, FingerTemplate::from_iso(iso).unwrap()))
+        .collect();
+    // The best `k` subjects by the full matcher among `records`.
+    let top_subjects = |probe: &FingerTemplate, records: &[usize], k: usize| {
+        let mut best: BTreeMap<&String, (f32, &String)> = BTreeMap::new();
+        for &i in records {
+            let (key, subject, t) = &stored[i];
+            let s = m.score(probe, t);
+            let e = best.entry(*subject).or_insert((s, *key));
+            if s > e.0 {
+                *e = (s, *key);
+            }
+        }
+        let mut v: Vec<(f32, &String, &String)> = best.into_iter().map(|(sub, (s, key))| (s, sub, key)).collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0));
+        v.truncate(k);
+        v.into_iter().map(|(s, sub, _)| (sub.clone(), s)).collect::<Vec<_>>()
+    };
+    let got = |r: pb::IdentifyResponse| {
+        r.candidates
+            .into_iter()
+            .map(|c| (c.subject_id, c.score))
+            .collect::<Vec<_>>()
+    };
+    let (mut compared, mut rank1_screened, mut rank1_exact) = (0, 0, 0);
+    for (key, subject, iso) in &probes {
+        let probe = FingerTemplate::from_iso(iso).unwrap();
+        let screen = ScreenProbe::new(probe.codes());
+        let mut order: Vec<(f32, usize)> = (0..stored.len())
+            .map(|i| (screen.score(stored[i].2.codes()), i))
+            .collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let everything: Vec<usize> = (0..stored.len()).collect();
+        let exact = top_subjects(&probe, &everything, 3);
+        let req = |mode: pb::SearchMode, penetration: f32| pb::IdentifyRequest {
+            search_mode: mode as i32,
+            penetration,
+            ..identify(iso, 3)
+        };
+        // EXACT ignores the planner; a penetration of 1 screens nothing out.
+        assert_eq!(
+            got(c.identify(req(pb::SearchMode::Exact, 0.0)).await.unwrap().into_inner()),
+            exact
+        );
+        assert_eq!(
+            got(c.identify(req(pb::SearchMode::Ann, 1.0)).await.unwrap().into_inner()),
+            exact
+        );
+        rank1_exact += (exact[0].0 == **subject) as u32;
+        // The planner screens (240 >= 100) and keeps the floor of 200 rows;
+        // ANN at 0.9 keeps 216. Both must be the full matcher's top 3 over
+        // exactly the screen's best rows, whenever the cut is not a tie.
+        for (mode, penetration, keep) in [(pb::SearchMode::Unspecified, 0.0, 200), (pb::SearchMode::Ann, 0.9, 216)] {
+            if order[keep - 1].0 == order[keep].0 {
+                continue;
+            }
+            let shortlist: Vec<usize> = order[..keep].iter().map(|x| x.1).collect();
+            let want = top_subjects(&probe, &shortlist, 3);
+            let r = got(c.identify(req(mode, penetration)).await.unwrap().into_inner());
+            assert_eq!(r, want, "{key} {mode:?} {penetration}");
+            compared += 1;
+            if mode == pb::SearchMode::Unspecified {
+                rank1_screened += (r[0].0 == **subject) as u32;
+            }
+        }
+    }
+    // Ties at the cut are rare: nearly every probe is checked both ways.
+    assert!(compared >= 72, "{compared} of 80 screened searches compared");
+    // On these small sets the screen loses at most a few rank-1 hits.
+    assert!(rank1_exact >= 38, "exact rank-1 {rank1_exact} of 40");
+    assert!(
+        rank1_screened + 2 >= rank1_exact,
+        "screened rank-1 {rank1_screened}, exact {rank1_exact}"
+    );
+
+    // Bad options are refused before any scoring.
+    for (req, what) in [
+        (
+            pb::IdentifyRequest {
+                penetration: 1.5,
+                ..identify(&probes[0].2, 3)
+            },
+            "penetration",
+        ),
+        (
+            pb::IdentifyRequest {
+                penetration: f32::NAN,
+                ..identify(&probes[0].2, 3)
+            },
+            "penetration",
+        ),
+        (
+            pb::IdentifyRequest {
+                penetration: -0.1,
+                ..identify(&probes[0].2, 3)
+            },
+            "penetration",
+        ),
+        (
+            pb::IdentifyRequest {
+                probe: Some(face(&[0.5; 8])),
+                penetration: 0.5,
+                ..Default::default()
+            },
+            "penetration applies to FINGERPRINT",
+        ),
+    ] {
+        let e = c.identify(req).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(what), "{}", e.message());
+    }
+}

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use biomatch_kernels::{ChunkScorer, Kernels, Metric, ScanParams, TopK, scan_topk_by};
 use parking_lot::Mutex;
@@ -34,6 +34,8 @@ use crate::wal::{Wal, WalEntry, WalEntryRef};
 
 pub(crate) const MANIFEST: &str = "MANIFEST";
 const WAL: &str = "wal.log";
+/// Shortlisted rows one task of a screened search rescores.
+const RESCORE_CHUNK: usize = 32;
 
 /// Tunables of a gallery.
 #[derive(Clone, Debug)]
@@ -435,6 +437,62 @@ impl Gallery {
         let st = self.state.read();
         let top = self.scan_blocks(&st, s, &score, &|_| true)?;
         Ok(hits(&st, top))
+    }
+
+    /// Top-k records by `exact`, scored only on the `shortlist` rows that
+    /// `screen` (a cheap scorer) ranks best: a screened 1:N search. Filters
+    /// and deletes apply to the screen, so the shortlist holds only admitted
+    /// rows; a shortlist of at least the whole gallery is an exact search.
+    pub fn search_screened_by(
+        &self,
+        screen: &dyn RowScorer,
+        exact: &dyn RowScorer,
+        shortlist: usize,
+        s: &Search<'_>,
+    ) -> Result<Vec<SearchHit>> {
+        let st = self.state.read();
+        let first = Search {
+            k: shortlist.max(s.k),
+            min_score: f32::NEG_INFINITY,
+            ..*s
+        };
+        let score = |rows: &[f32], out: &mut [f32], bound: f32| screen.score_rows(rows, out, bound);
+        let ids: Vec<u64> = self
+            .scan_blocks(&st, &first, &score, &|_| true)?
+            .into_sorted_vec()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        let top = ids
+            .par_chunks(RESCORE_CHUNK)
+            .map(|chunk| {
+                if s.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(IndexError::Cancelled);
+                }
+                let mut top = TopK::new(s.k);
+                let mut out = [0.0f32];
+                for &id in chunk {
+                    let bound = s.min_score.max(top.threshold());
+                    exact.score_rows(st.vector(st.loc_of_scan_id(id)), &mut out, bound);
+                    if out[0] >= s.min_score {
+                        top.push(out[0], id);
+                    }
+                }
+                Ok(top)
+            })
+            .try_reduce(|| TopK::new(s.k), |a, b| Ok(a.merge(b)))?;
+        Ok(hits(&st, top))
+    }
+
+    /// Screened top-k subjects; see [`Gallery::search_screened_by`].
+    pub fn search_subjects_screened_by(
+        &self,
+        screen: &dyn RowScorer,
+        exact: &dyn RowScorer,
+        shortlist: usize,
+        s: &Search<'_>,
+    ) -> Result<Vec<SearchHit>> {
+        Self::subjects_from(s, |s| self.search_screened_by(screen, exact, shortlist, s))
     }
 
     /// Exact top-k over the scan blocks `include` admits.

@@ -349,3 +349,95 @@ fn a_read_inside_a_scan_does_not_deadlock_with_a_queued_insert() {
     inserter.join().unwrap().unwrap();
     assert!(g.contains("r00900"));
 }
+
+/// Scores rows by one coordinate: column 0 as a cheap screen, the inner
+/// product with a probe as the exact score.
+struct Column0;
+
+impl biomatch_index::RowScorer for Column0 {
+    fn score_rows(&self, rows: &[f32], out: &mut [f32], _bound: f32) {
+        for (o, r) in out.iter_mut().zip(rows.chunks(DIM)) {
+            *o = r[0];
+        }
+    }
+}
+
+struct Dot(Vec<f32>);
+
+impl biomatch_index::RowScorer for Dot {
+    fn score_rows(&self, rows: &[f32], out: &mut [f32], _bound: f32) {
+        for (o, r) in out.iter_mut().zip(rows.chunks(DIM)) {
+            *o = r.iter().zip(&self.0).map(|(a, b)| a * b).sum();
+        }
+    }
+}
+
+#[test]
+fn a_screened_search_rescores_exactly_the_screens_shortlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gallery::create(dir.path(), "g", DIM, opts()).unwrap();
+    let vs = fill(&g, 1000, 21);
+    let probe = vs[17].clone();
+    let deleted: Vec<String> = (0..1000).step_by(10).map(|i| format!("r{i:05}")).collect();
+    g.delete(&deleted).unwrap();
+    let s = Search {
+        k: 5,
+        ..Default::default()
+    };
+    // Expected: among live rows, the 100 with the largest column 0, then the
+    // best 5 of those by inner product.
+    let mut by_col: Vec<usize> = (0..1000).filter(|i| i % 10 != 0).collect();
+    by_col.sort_by(|a, b| vs[*b][0].total_cmp(&vs[*a][0]).then(a.cmp(b)));
+    let shortlist: Vec<Vec<f32>> = (0..1000)
+        .map(|i| {
+            if by_col[..100].contains(&i) {
+                vs[i].clone()
+            } else {
+                vec![f32::NAN; DIM]
+            }
+        })
+        .collect();
+    let want = brute(&shortlist, &probe, 5, &|i| !by_col[..100].contains(&i));
+    let got: Vec<String> = g
+        .search_screened_by(&Column0, &Dot(probe.clone()), 100, &s)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.record_id)
+        .collect();
+    assert_eq!(got, want);
+    // A shortlist covering the gallery is the exact search.
+    let full: Vec<String> = g
+        .search_screened_by(&Column0, &Dot(probe.clone()), 5000, &s)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.record_id)
+        .collect();
+    assert_eq!(full, brute(&vs, &probe, 5, &|i| i % 10 == 0));
+    assert_eq!(full[0], "r00017");
+    // Filters apply to the screen: only "north" rows come back, and a
+    // raised cancel flag stops the search.
+    let mut f = BTreeMap::new();
+    f.insert("site".to_string(), "north".to_string());
+    let north = g
+        .search_screened_by(&Column0, &Dot(probe.clone()), 5000, &Search { filter: Some(&f), ..s })
+        .unwrap();
+    assert_eq!(north.len(), 5);
+    assert!(
+        north
+            .iter()
+            .all(|h| h.record_id[1..].parse::<usize>().unwrap() % 3 == 0)
+    );
+    let cancel = AtomicBool::new(true);
+    assert!(matches!(
+        g.search_screened_by(
+            &Column0,
+            &Dot(probe),
+            100,
+            &Search {
+                cancel: Some(&cancel),
+                ..s
+            }
+        ),
+        Err(IndexError::Cancelled)
+    ));
+}

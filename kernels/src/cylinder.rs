@@ -105,6 +105,11 @@ impl CylinderKernels {
         (isa <= IrisIsa::detect()).then_some(CylinderKernels { isa })
     }
 
+    /// The popcount flavour.
+    pub fn isa(&self) -> IrisIsa {
+        self.isa
+    }
+
     /// Counts of `a` against every cylinder of `b`, into `out`.
     pub fn counts_row(&self, a: &CylinderCode, b: &[CylinderCode], out: &mut [PairCounts]) {
         assert_eq!(b.len(), out.len());

@@ -10,7 +10,8 @@
 //! chunk keeps its own [`TopK`] and the partial results are merged.
 //!
 //! [`iris`] holds the masked, rotation-aware Hamming counts for iris codes;
-//! [`cylinder`] the popcounts of fingerprint cylinder descriptors.
+//! [`cylinder`] the popcounts of fingerprint cylinder descriptors, and
+//! [`screen`] the fingerprint screen's best-code similarities.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod iris;
 mod quant;
 mod scalar;
 mod scan;
+pub mod screen;
 mod topk;
 #[cfg(target_arch = "x86_64")]
 mod x86;

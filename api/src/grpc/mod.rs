@@ -244,6 +244,7 @@ impl Matcher for MatcherGrpc {
                 target_fmr: r.target_fmr,
                 filter,
                 search,
+                penetration: (r.penetration != 0.0).then_some(r.penetration),
             })
             .instrument(info_span!("identify"))
             .await?;

@@ -9,7 +9,10 @@ use biomatch_matcher::Modality;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use biomatch_index::Gallery;
+
 use super::{GalleryKey, MatchService, Result};
+use crate::config::MatchingConfig;
 use crate::error::ServiceError;
 
 /// Largest beam width a request may ask for.
@@ -26,12 +29,17 @@ pub struct OptimizeOutput {
     pub report: biomatch_index::OptimizeReport,
 }
 
-/// Refuses search options that cannot apply: graph search of a gallery
-/// that never has graphs, and out-of-range beam or oversampling.
+/// Fewest records a screened fingerprint search scores in full, whatever
+/// the penetration: below this the screen would save little and risk much.
+pub const MIN_SHORTLIST: usize = 200;
+
+/// Refuses search options that cannot apply: approximate search of a
+/// gallery that has neither graphs nor a screen, and out-of-range beam or
+/// oversampling.
 pub(super) fn check_query(modality: Modality, q: &AnnQuery) -> Result<()> {
-    if q.mode == SearchMode::Ann && !modality.is_embedding() {
+    if q.mode == SearchMode::Ann && !(modality.is_embedding() || modality == Modality::Fingerprint) {
         return Err(ServiceError::InvalidArgument(format!(
-            "search_mode ANN applies to FACE and VOICE galleries; {modality} galleries are always searched exactly"
+            "search_mode ANN applies to FACE, VOICE and FINGERPRINT galleries; {modality} galleries are always searched exactly"
         )));
     }
     if q.ef > MAX_EF {
@@ -47,6 +55,35 @@ pub(super) fn check_query(modality: Modality, q: &AnnQuery) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The penetration of a screened fingerprint search: the request's, checked,
+/// or the configured default.
+pub(super) fn penetration(modality: Modality, given: Option<f32>, cfg: &MatchingConfig) -> Result<f32> {
+    match given {
+        None => Ok(cfg.fingerprint_screen_penetration),
+        Some(_) if modality != Modality::Fingerprint => Err(ServiceError::InvalidArgument(format!(
+            "penetration applies to FINGERPRINT galleries, not {modality}"
+        ))),
+        Some(p) if p.is_finite() && p > 0.0 && p <= 1.0 => Ok(p),
+        Some(p) => Err(ServiceError::InvalidArgument(format!(
+            "penetration {p} is out of range: it must be greater than 0 and at most 1"
+        ))),
+    }
+}
+
+/// How many records a fingerprint search passes from the screen to the
+/// full matcher, or None for an exact search: screened on request (ANN) or,
+/// unless the request asks for EXACT, once the gallery holds `min_records`
+/// (0 = never by default).
+pub(super) fn screen_shortlist(g: &Gallery, mode: SearchMode, penetration: f32, min_records: u64) -> Option<usize> {
+    let records = g.stats().records;
+    let screened = match mode {
+        SearchMode::Ann => true,
+        SearchMode::Exact => false,
+        SearchMode::Auto => min_records > 0 && records >= min_records,
+    };
+    screened.then(|| ((f64::from(penetration) * records as f64).ceil() as usize).max(MIN_SHORTLIST))
 }
 
 /// When each gallery's indexed segments were last compacted, so that the

@@ -198,6 +198,7 @@ impl MatchService {
                     target_fmr: None,
                     filter: filter.clone(),
                     search: Default::default(),
+                    penetration: None,
                 })
                 .await?;
             for c in found.candidates {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use biomatch_index::{Catalog, Entry, Gallery, NewRecord, RecordMeta, RowScorer, Search};
 use biomatch_matcher::fingerprint::{
-    FINGER_ROW_WORDS, FingerRecord, FingerTemplate, FingerprintMatcher, FingerprintTemplate, row_cylinders,
+    FINGER_ROW_WORDS, FingerRecord, FingerTemplate, FingerprintMatcher, FingerprintTemplate, ScreenProbe, row_cylinders,
 };
 use biomatch_matcher::iris::{IRIS_ROW_WORDS, PreparedIris};
 use biomatch_matcher::{Embedding, IrisMatch, IrisMatchConfig, IrisMatcher, IrisTemplate, Modality, is_match};
@@ -27,7 +27,8 @@ use tracing::{info, warn};
 use crate::config::MatchingConfig;
 use crate::error::ServiceError;
 use crate::pool::SearchPool;
-pub use ann::{EraseClock, MAX_EF, MAX_OVERSAMPLE, OptimizeOutput};
+use ann::screen_shortlist;
+pub use ann::{EraseClock, MAX_EF, MAX_OVERSAMPLE, MIN_SHORTLIST, OptimizeOutput};
 pub use calibration::{CalibrateInput, CalibrationStore, GalleryCalibration};
 pub use fusion::{FusedCandidate, FusedIdentifyOutput, FusedVerifyOutput, MAX_PARTS, ModalityPart};
 pub use stream::{MAX_WINDOW, Policy, PolicyState, StreamOutcome, StreamStep};
@@ -82,6 +83,23 @@ impl RowScorer for FingerScorer<'_> {
     }
 }
 
+/// Ranks stored fingerprint rows by the screen (see
+/// `biomatch_matcher::fingerprint::screen`) ahead of the full matcher.
+struct FingerScreen {
+    probe: ScreenProbe,
+}
+
+impl RowScorer for FingerScreen {
+    fn score_rows(&self, rows: &[f32], out: &mut [f32], _bound: f32) {
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(FINGER_ROW_WORDS)) {
+            *o = match row_cylinders(row) {
+                Ok(codes) => self.probe.score(&codes),
+                Err(_) => f32::NEG_INFINITY,
+            };
+        }
+    }
+}
+
 /// The similarity of a prepared probe and a stored fingerprint row. Rows
 /// come from checksummed segments or the log, so an unreadable one means a
 /// bug, not bad input: it is logged and scores as no match.
@@ -128,6 +146,12 @@ impl MatchService {
         cfg: MatchingConfig,
         calibrations: CalibrationStore,
     ) -> Result<MatchService> {
+        let p = cfg.fingerprint_screen_penetration;
+        if !(p.is_finite() && p > 0.0 && p <= 1.0) {
+            return Err(ServiceError::InvalidArgument(format!(
+                "matching.fingerprint_screen_penetration {p} is out of range: it must be greater than 0 and at most 1"
+            )));
+        }
         let iris = IrisMatcher::new(IrisMatchConfig {
             rotation_shift: cfg.iris_rotation_shift,
             normalise: cfg.iris_normalise,
@@ -438,6 +462,7 @@ impl MatchService {
         };
         validate::metadata("metadata_filter", &input.filter)?;
         ann::check_query(key.modality, &input.search)?;
+        let penetration = ann::penetration(key.modality, input.penetration, &self.cfg)?;
         let Some(g) = self.gallery(key)? else {
             return Ok(IdentifyOutput {
                 candidates: Vec::new(),
@@ -450,6 +475,7 @@ impl MatchService {
         let ann = input.search;
         let gallery = g.clone();
         let calibration = self.calibrations.get(&key.name());
+        let screen_min_records = self.cfg.fingerprint_screen_min_records;
         // A graph search is a single-threaded walk of a few thousand rows:
         // it needs no turn at the whole pool, and gating it behind scans
         // would leave cores idle under concurrent load.
@@ -467,7 +493,16 @@ impl MatchService {
                 Scoring::Embedding(e) => gallery.search_subjects(e.values(), &opts)?,
                 Scoring::Iris(m, p) => gallery.search_subjects_by(&IrisScorer { matcher: m, probe: p }, &opts)?,
                 Scoring::Fingerprint(m, p) => {
-                    gallery.search_subjects_by(&FingerScorer { matcher: *m, probe: p }, &opts)?
+                    let exact = FingerScorer { matcher: *m, probe: p };
+                    match screen_shortlist(&gallery, ann.mode, penetration, screen_min_records) {
+                        Some(shortlist) => {
+                            let screen = FingerScreen {
+                                probe: ScreenProbe::new(p.codes()),
+                            };
+                            gallery.search_subjects_screened_by(&screen, &exact, shortlist, &opts)?
+                        }
+                        None => gallery.search_subjects_by(&exact, &opts)?,
+                    }
                 }
             };
             // The scan ranks by f32 score; report the iris candidates'

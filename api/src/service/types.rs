@@ -187,8 +187,12 @@ pub struct IdentifyInput {
     pub target_fmr: Option<f64>,
     /// Metadata equality filter.
     pub filter: BTreeMap<String, String>,
-    /// Exact or graph search, beam width, oversampling (embedding galleries).
+    /// Exact or graph search, beam width, oversampling (embedding
+    /// galleries); exact or screened (fingerprint galleries).
     pub search: biomatch_index::ann::AnnQuery,
+    /// FINGERPRINT screened search: the share of the gallery scored in
+    /// full; None = the configured default.
+    pub penetration: Option<f32>,
 }
 
 /// One candidate subject.

@@ -38,8 +38,9 @@ const MAX_ANGLE_DIFF: f64 = PI / 12.0 + 0.47;
 pub const MAX_CYLINDERS: usize = 64;
 
 /// A template ready for matching: one cylinder per minutia that has a valid
-/// one, each carrying its minutia (x, y, direction as f32) in its spare words,
-/// so the array is the whole template and can be stored as it is.
+/// one, each carrying its minutia (x, y, direction as f32) and its screen
+/// code (see [`super::screen`]) in its spare words, so the array is the whole
+/// template and can be stored as it is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FingerTemplate {
     codes: Vec<CylinderCode>,
@@ -97,6 +98,7 @@ impl FingerTemplate {
             .map(|c| {
                 let mut code = c.code;
                 set_minutia(&mut code, &c.at);
+                super::screen::set_screen_code(&mut code);
                 code
             })
             .collect();

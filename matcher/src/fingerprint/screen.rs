@@ -1,0 +1,228 @@
+//! A coarse, fixed-length form of each cylinder for screening a 1:N search
+//! before the full matcher runs.
+//!
+//! The full matcher spends most of a comparison after the popcounts: it
+//! pairs minutiae one to one and relaxes their similarities against the
+//! geometry, which costs tens of microseconds per candidate. A large
+//! gallery is therefore ranked first by something far cheaper, and only the
+//! best share of it (the *penetration*) is scored in full.
+//!
+//! The screen keeps what makes MCC discriminative, the local descriptors,
+//! and drops the rest. Each cylinder is pooled to a 128-bit *screen code*:
+//! 8 x 8 spatial regions (2 x 2 cells each) times 2 direction groups
+//! (sections 0-2 and 3-5); a region's bit is set when at least 2 of its 12
+//! cell bits are. Two codes' similarity is their Jaccard index; each probe
+//! cylinder takes its best similarity over the stored template's cylinders,
+//! and the score is the mean of the 6 highest of those. No
+//! validity mask, no one-to-one assignment, no geometry: on FVC2002 the mask
+//! changed nothing measurable, and the rest is what the shortlist's full
+//! scoring is for. `BENCHMARKS.md` ("Fingerprint screening") reports how
+//! many true mates a shortlist keeps at each penetration; the pooling and
+//! the pair count were chosen there, with a pair-feature signature that did
+//! much worse.
+//!
+//! A prepared template keeps each cylinder's screen code in its spare words
+//! 2 and 3, next to the validity mask in the same cache line, so a screen
+//! reads one line per stored cylinder. Rows stored before the screen existed
+//! have zeros there; their codes are pooled from the cylinder on the fly.
+
+use biomatch_kernels::cylinder::{CylinderCode, CylinderKernels};
+use biomatch_kernels::screen::SCREEN_LANES;
+
+use super::matcher::MAX_CYLINDERS;
+
+/// Probe cylinders whose best similarities make up a screening score.
+const PAIRS: usize = 6;
+/// Cell bits (of 12) a region needs to be set.
+const MIN_BITS: u32 = 2;
+
+/// One cylinder's screen code: word g holds direction group g, bit
+/// `8 * row + column` of the 8 x 8 regions.
+pub type ScreenCode = [u64; 2];
+
+/// Pools a cylinder's 1,536 cell bits into its screen code.
+pub fn screen_code(c: &CylinderCode) -> ScreenCode {
+    let bit = |k: usize, i: usize, j: usize| {
+        let n = k * 256 + i * 16 + j;
+        ((c.bits[n / 64] >> (n % 64)) & 1) as u32
+    };
+    let mut code = [0u64; 2];
+    for (g, word) in code.iter_mut().enumerate() {
+        for r in 0..8 {
+            for col in 0..8 {
+                let mut n = 0;
+                for k in 3 * g..3 * g + 3 {
+                    for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        n += bit(k, 2 * r + i, 2 * col + j);
+                    }
+                }
+                if n >= MIN_BITS {
+                    *word |= 1 << (8 * r + col);
+                }
+            }
+        }
+    }
+    code
+}
+
+/// Stores `c`'s screen code in its spare words 2 and 3.
+pub(crate) fn set_screen_code(c: &mut CylinderCode) {
+    let code = screen_code(c);
+    c.spare[2] = code[0];
+    c.spare[3] = code[1];
+}
+
+/// The screen code kept in a cylinder, pooled afresh when the cylinder has
+/// none (rows stored before screening; an all-zero code pools to zero again).
+pub fn stored_screen_code(c: &CylinderCode) -> ScreenCode {
+    match [c.spare[2], c.spare[3]] {
+        [0, 0] => screen_code(c),
+        code => code,
+    }
+}
+
+/// A probe's screen codes, ready to rank many gallery templates.
+#[derive(Clone, Debug)]
+pub struct ScreenProbe {
+    codes: Vec<ScreenCode>,
+    kernels: CylinderKernels,
+}
+
+impl ScreenProbe {
+    /// Prepares the probe's cylinders.
+    pub fn new(cylinders: &[CylinderCode]) -> ScreenProbe {
+        ScreenProbe {
+            codes: cylinders.iter().map(stored_screen_code).collect(),
+            kernels: CylinderKernels::active(),
+        }
+    }
+
+    /// The screening score of a stored template's cylinders, in [0, 1]: the
+    /// mean of the probe cylinders' best similarities, over the best
+    /// [`PAIRS`] of them. Only a ranking; it is not comparable with the
+    /// matcher's score. Cylinders past [`MAX_CYLINDERS`] are ignored.
+    pub fn score(&self, cylinders: &[CylinderCode]) -> f32 {
+        let n = cylinders.len().min(MAX_CYLINDERS);
+        let mut g0 = [0u64; MAX_CYLINDERS];
+        let mut g1 = [0u64; MAX_CYLINDERS];
+        for (k, c) in cylinders[..n].iter().enumerate() {
+            [g0[k], g1[k]] = stored_screen_code(c);
+        }
+        self.score_words(
+            &g0[..n.next_multiple_of(SCREEN_LANES)],
+            &g1[..n.next_multiple_of(SCREEN_LANES)],
+        )
+    }
+
+    /// [`ScreenProbe::score`] of screen codes given as word arrays,
+    /// zero-padded to a multiple of [`SCREEN_LANES`].
+    fn score_words(&self, g0: &[u64], g1: &[u64]) -> f32 {
+        let mut best = [0f32; MAX_CYLINDERS];
+        let best = &mut best[..self.codes.len().min(MAX_CYLINDERS)];
+        if best.is_empty() || g0.is_empty() {
+            return 0.0;
+        }
+        self.kernels.screen_best(&self.codes[..best.len()], g0, g1, best);
+        let kept = best.len().min(PAIRS);
+        best.select_nth_unstable_by(kept - 1, |a, b| b.total_cmp(a));
+        best[..kept].iter().sum::<f32>() / kept as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::FingerTemplate;
+    use crate::fingerprint::geometry::Point;
+
+    fn finger(seed: u64, n: usize) -> Vec<Point> {
+        let mut s = seed;
+        let mut next = move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| Point {
+                x: 250.0 * next(),
+                y: -350.0 * next(),
+                theta: std::f64::consts::TAU * next(),
+            })
+            .collect()
+    }
+
+    fn moved(points: &[Point], angle: f64, tx: f64, ty: f64) -> Vec<Point> {
+        let (s, c) = angle.sin_cos();
+        points
+            .iter()
+            .map(|p| Point {
+                x: c * p.x - s * p.y + tx,
+                y: s * p.x + c * p.y + ty,
+                theta: (p.theta + angle).rem_euclid(std::f64::consts::TAU),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prepared_templates_carry_their_codes() {
+        let t = FingerTemplate::from_points(&finger(4, 40));
+        assert!(!t.is_empty());
+        for c in t.codes() {
+            assert_eq!([c.spare[2], c.spare[3]], screen_code(c));
+        }
+        // A cylinder without a stored code (an older row) is pooled on the fly.
+        let mut old = t.codes()[0];
+        old.spare[2] = 0;
+        old.spare[3] = 0;
+        assert_eq!(stored_screen_code(&old), screen_code(&t.codes()[0]));
+    }
+
+    #[test]
+    fn mates_outrank_strangers() {
+        let f = finger(1, 45);
+        let probe = FingerTemplate::from_points(&moved(&f[..38], 2.5, 30.0, -20.0));
+        let screen = ScreenProbe::new(probe.codes());
+        let mate = screen.score(FingerTemplate::from_points(&f[4..]).codes());
+        assert!(mate > 0.8, "{mate}");
+        for seed in 2..30 {
+            let other = screen.score(FingerTemplate::from_points(&finger(seed, 45)).codes());
+            assert!(mate > other + 0.1, "mate {mate}, stranger {other}");
+        }
+    }
+
+    #[test]
+    fn the_score_is_the_mean_of_the_best_probe_cylinders() {
+        let probe = |codes: Vec<ScreenCode>| ScreenProbe {
+            codes,
+            kernels: CylinderKernels::active(),
+        };
+        let words = |codes: &[ScreenCode]| {
+            let n = codes.len().next_multiple_of(SCREEN_LANES);
+            let mut w = (vec![0u64; n], vec![0u64; n]);
+            for (k, c) in codes.iter().enumerate() {
+                (w.0[k], w.1[k]) = (c[0], c[1]);
+            }
+            w
+        };
+        // Gallery codes; each probe code's best Jaccard: 1, 0.75, 0.5, 0.25, 0, 0, 0.
+        let (g0, g1) = words(&[[0b1111, 0], [0b0111, 0], [0b0011, 0], [0b0001, 0]]);
+        let p = probe(vec![
+            [0b1111, 0],
+            [0b0111, 0b1],
+            [0b11, 0b11],
+            [0b1, 0b111],
+            [0, 1],
+            [0, 2],
+            [0, 4],
+        ]);
+        assert!(
+            (p.score_words(&g0, &g1) - 2.5 / 6.0).abs() < 1e-6,
+            "{}",
+            p.score_words(&g0, &g1)
+        );
+        // Fewer probe cylinders than PAIRS: the mean of all of them.
+        let p = probe(vec![[0b1111, 0], [0b0111, 0b1]]);
+        assert!((p.score_words(&g0, &g1) - 0.875).abs() < 1e-6);
+        assert_eq!(p.score_words(&[], &[]), 0.0);
+        assert_eq!(probe(vec![]).score_words(&g0, &g1), 0.0);
+    }
+}
