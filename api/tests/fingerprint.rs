@@ -354,6 +354,48 @@ async fn a_screened_identify_scores_exactly_the_screens_shortlist() {
         "screened rank-1 {rank1_screened}, exact {rank1_exact}"
     );
 
+    // The CLI asks for the same screened search and gets the same answer.
+    let (probe_key, _, probe_iso) = probes[3];
+    let file = dir.path().join("probe.iso");
+    std::fs::write(&file, probe_iso).unwrap();
+    let out = cli(
+        &server,
+        "fingerprint",
+        &[
+            "identify",
+            "--top-k",
+            "3",
+            "--search",
+            "ann",
+            "--penetration",
+            "0.9",
+            "--input",
+            file.to_str().unwrap(),
+        ],
+    );
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let via_grpc = got(c
+        .identify(pb::IdentifyRequest {
+            search_mode: pb::SearchMode::Ann as i32,
+            penetration: 0.9,
+            ..identify(probe_iso, 3)
+        })
+        .await
+        .unwrap()
+        .into_inner());
+    let via_cli: Vec<(String, f32)> = line["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["subject_id"].as_str().unwrap().to_string(),
+                c["score"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect();
+    assert_eq!(via_cli, via_grpc, "{probe_key}: {out}");
+
     // Bad options are refused before any scoring.
     for (req, what) in [
         (

@@ -193,38 +193,52 @@ impl FingerprintMatcher {
         if na == 0 || nb == 0 || na > u16::MAX as usize || nb > u16::MAX as usize {
             return 0.0;
         }
+        SCRATCH.with_borrow_mut(|scratch| self.score_in(a, b, scratch))
+    }
+
+    fn score_in(&self, a: &[CylinderCode], b: &[CylinderCode], w: &mut Scratch) -> f32 {
+        let (na, nb) = (a.len(), b.len());
         let min_overlap = (MIN_OVERLAP * f64::from(cells_in_circle())).ceil() as u32;
-        // Local similarities of every comparable pair.
-        let mut pairs: Vec<LocalPair> = Vec::with_capacity(na * nb / 2);
-        let mut counts = vec![PairCounts::default(); nb];
+        // Local similarities of every comparable pair. The loop is free of
+        // branches: each pair is written, and the length advances only for
+        // a comparable pair with a positive similarity (a pair with no valid
+        // bits divides by zero into NaN or -inf, which is not positive).
+        // Which pairs pass is data-dependent, and mispredicted branches cost
+        // more here than the popcounts.
+        w.counts.resize(nb, PairCounts::default());
+        // Grown, never cleared: every slot read below is written first.
+        if w.pairs.len() <= na * nb {
+            w.pairs.resize(na * nb + 1, LocalPair::default());
+        }
+        let mut len = 0;
         let roots = sqrt_table();
         for (i, ai) in a.iter().enumerate() {
-            self.kernels.counts_row(ai, b, &mut counts);
-            for (j, c) in counts.iter().enumerate() {
+            self.kernels.counts_row(ai, b, &mut w.counts);
+            for (j, c) in w.counts.iter().enumerate() {
                 // MCC also refuses pairs whose directions differ by more than
                 // 90 degrees; that assumes the prints are placed within +-90
                 // degrees of each other, so it is left out: cylinders are
                 // rotation-invariant by construction, and on FVC2002 the
                 // check made FMR1000 worse (see BENCHMARKS.md).
-                if c.common < min_overlap {
-                    continue;
-                }
-                let denom = roots[c.a as usize] + roots[c.b as usize];
-                if denom == 0.0 {
-                    continue;
-                }
-                let s = 1.0 - roots[c.differ as usize] / denom;
-                if s > 0.0 {
-                    pairs.push(LocalPair {
-                        s,
-                        i: i as u16,
-                        j: j as u16,
-                    });
-                }
+                let root = |n: u32| roots[(n as usize).min(CYLINDER_BITS)];
+                let s = 1.0 - root(c.differ) / (root(c.a) + root(c.b));
+                w.pairs[len] = LocalPair {
+                    s,
+                    i: i as u16,
+                    j: j as u16,
+                    bucket: 0,
+                };
+                len += usize::from((c.common >= min_overlap) & (s > 0.0));
             }
         }
-        let chosen = one_to_one(&pairs, na, nb);
-        let n = chosen.len();
+        // Bucket counts for the ordering in `one_to_one`.
+        let mut histogram = [0u32; BUCKETS + 1];
+        for p in &mut w.pairs[..len] {
+            p.bucket = (BUCKETS - 1 - ((p.s * BUCKETS as f32) as usize).min(BUCKETS - 1)) as u16;
+            histogram[usize::from(p.bucket) + 1] += 1;
+        }
+        one_to_one(w, len, &mut histogram, na, nb);
+        let n = w.chosen.len();
         if n == 0 {
             return 0.0;
         }
@@ -232,90 +246,127 @@ impl FingerprintMatcher {
         let n_p = n_p.min(n);
         // Relaxation: each pair's similarity is pulled towards that of the
         // pairs it is geometrically compatible with.
-        let pa: Vec<Point> = chosen.iter().map(|c| minutia_of(&a[c.1])).collect();
-        let pb: Vec<Point> = chosen.iter().map(|c| minutia_of(&b[c.2])).collect();
-        let mut rho = vec![0.0f64; n * n];
+        w.pa.clear();
+        w.pa.extend(w.chosen.iter().map(|c| minutia_of(&a[c.1])));
+        w.pb.clear();
+        w.pb.extend(w.chosen.iter().map(|c| minutia_of(&b[c.2])));
+        w.rho.clear();
+        w.rho.resize(n * n, 0.0);
         for t in 0..n {
             for k in t + 1..n {
-                let r = compatibility(&pa[t], &pa[k], &pb[t], &pb[k]);
-                rho[t * n + k] = r;
-                rho[k * n + t] = r;
+                let r = compatibility(&w.pa[t], &w.pa[k], &w.pb[t], &w.pb[k]);
+                w.rho[t * n + k] = r;
+                w.rho[k * n + t] = r;
             }
         }
-        let start: Vec<f64> = chosen.iter().map(|c| c.0).collect();
-        let mut lambda = start.clone();
+        w.start.clear();
+        w.start.extend(w.chosen.iter().map(|c| c.0));
+        w.lambda.clone_from(&w.start);
         if n > 1 {
-            let mut next = vec![0.0; n];
+            w.next.resize(n, 0.0);
             for _ in 0..RELAX_ITERATIONS {
                 for t in 0..n {
-                    let support: f64 = rho[t * n..(t + 1) * n].iter().zip(&lambda).map(|(r, l)| r * l).sum();
-                    next[t] = RELAX_WEIGHT * lambda[t] + (1.0 - RELAX_WEIGHT) * support / (n - 1) as f64;
+                    let support: f64 = w.rho[t * n..(t + 1) * n]
+                        .iter()
+                        .zip(&w.lambda)
+                        .map(|(r, l)| r * l)
+                        .sum();
+                    w.next[t] = RELAX_WEIGHT * w.lambda[t] + (1.0 - RELAX_WEIGHT) * support / (n - 1) as f64;
                 }
-                std::mem::swap(&mut lambda, &mut next);
+                std::mem::swap(&mut w.lambda, &mut w.next);
             }
         }
         // Keep the pairs the relaxation supported best (efficiency = final /
         // initial similarity) and average their final similarities.
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_unstable_by(|&x, &y| {
+        let (lambda, start) = (&w.lambda, &w.start);
+        w.order.clear();
+        w.order.extend(0..n);
+        w.order.sort_unstable_by(|&x, &y| {
             (lambda[y] / start[y])
                 .total_cmp(&(lambda[x] / start[x]))
                 .then(x.cmp(&y))
         });
-        let sum: f64 = order[..n_p].iter().map(|&t| lambda[t]).sum();
+        let sum: f64 = w.order[..n_p].iter().map(|&t| lambda[t]).sum();
         (sum / n_p as f64) as f32
     }
 }
 
-/// A comparable cylinder pair and its local similarity in (0, 1].
-#[derive(Clone, Copy, Debug)]
+/// A comparable cylinder pair, its local similarity in (0, 1], and its
+/// bucket in the ordering of [`one_to_one`].
+#[derive(Clone, Copy, Debug, Default)]
 struct LocalPair {
     s: f32,
     i: u16,
     j: u16,
+    bucket: u16,
+}
+
+/// Buffers one match needs, kept per thread: a 1:N scan runs millions of
+/// matches, and allocating a dozen vectors for each cost more than the
+/// relaxation.
+#[derive(Default)]
+struct Scratch {
+    counts: Vec<PairCounts>,
+    pairs: Vec<LocalPair>,
+    sorted: Vec<LocalPair>,
+    used_a: Vec<bool>,
+    used_b: Vec<bool>,
+    chosen: Vec<(f64, usize, usize)>,
+    pa: Vec<Point>,
+    pb: Vec<Point>,
+    rho: Vec<f64>,
+    start: Vec<f64>,
+    lambda: Vec<f64>,
+    next: Vec<f64>,
+    order: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// Similarity buckets of the ordering in [`one_to_one`].
 const BUCKETS: usize = 1024;
 
-/// Greedy one-to-one assignment: pairs in decreasing similarity, each minutia
-/// used once, up to min(na, nb) pairs.
+/// Greedy one-to-one assignment of the first `len` of `w.pairs` into `w.chosen`: pairs in
+/// decreasing similarity, each minutia used once, up to min(na, nb) pairs.
+/// `histogram[b + 1]` holds the number of pairs in bucket `b`.
 ///
 /// Asking for min(na, nb) disjoint pairs walks through most of the pairs, so
 /// they are ordered in full, by a counting sort on the similarity quantised
 /// to 1/1024 (pairs in one bucket keep (i, j) order). A comparison sort of
 /// the ~2,500 pairs of two typical templates took a third of the match time.
-fn one_to_one(pairs: &[LocalPair], na: usize, nb: usize) -> Vec<(f64, usize, usize)> {
-    let bucket = |p: &LocalPair| BUCKETS - 1 - ((p.s * BUCKETS as f32) as usize).min(BUCKETS - 1);
-    let mut start = [0u32; BUCKETS + 1];
-    for p in pairs {
-        start[bucket(p) + 1] += 1;
-    }
+/// The pairs themselves are moved into order, so the walk reads them in
+/// sequence.
+fn one_to_one(w: &mut Scratch, len: usize, histogram: &mut [u32; BUCKETS + 1], na: usize, nb: usize) {
     for b in 0..BUCKETS {
-        start[b + 1] += start[b];
+        histogram[b + 1] += histogram[b];
     }
-    let mut order = vec![0u32; pairs.len()];
-    for (n, p) in pairs.iter().enumerate() {
-        let b = bucket(p);
-        order[start[b] as usize] = n as u32;
-        start[b] += 1;
+    if w.sorted.len() < len {
+        w.sorted.resize(len, LocalPair::default());
+    }
+    for p in &w.pairs[..len] {
+        let slot = &mut histogram[usize::from(p.bucket)];
+        w.sorted[*slot as usize] = *p;
+        *slot += 1;
     }
     let want = na.min(nb);
-    let (mut used_a, mut used_b) = (vec![false; na], vec![false; nb]);
-    let mut chosen = Vec::with_capacity(want);
-    for &n in &order {
-        let p = pairs[n as usize];
+    w.used_a.clear();
+    w.used_a.resize(na, false);
+    w.used_b.clear();
+    w.used_b.resize(nb, false);
+    w.chosen.clear();
+    for p in &w.sorted[..len] {
         let (i, j) = (usize::from(p.i), usize::from(p.j));
-        if !used_a[i] && !used_b[j] {
-            used_a[i] = true;
-            used_b[j] = true;
-            chosen.push((f64::from(p.s), i, j));
-            if chosen.len() == want {
+        if !w.used_a[i] && !w.used_b[j] {
+            w.used_a[i] = true;
+            w.used_b[j] = true;
+            w.chosen.push((f64::from(p.s), i, j));
+            if w.chosen.len() == want {
                 break;
             }
         }
     }
-    chosen
 }
 
 /// Square roots of every popcount a cylinder pair can produce.
