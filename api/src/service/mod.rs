@@ -138,8 +138,8 @@ type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 impl MatchService {
     /// A service over `catalog`, scoring on `pool`, with the calibrations
-    /// in `calibrations`; fails when the iris matcher settings are out of
-    /// range.
+    /// in `calibrations`; fails when the iris matcher settings or the
+    /// fingerprint screen's penetration are out of range.
     pub fn new(
         catalog: Arc<Catalog>,
         pool: SearchPool,
