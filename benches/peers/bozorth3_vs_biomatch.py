@@ -36,7 +36,7 @@ for i, j in pairs:
     minutiae[i].compare(minutiae[j])
 b3 = len(pairs) / (time.perf_counter() - t)
 out = subprocess.run([str(ROOT / "target/release/fingerprint_throughput"), "--threads", "1",
-                      "--dirs", str(SET / "templates")], check=True, capture_output=True, text=True).stdout
+                      "--root", str(SET.parent), "--sets", SET.name], check=True, capture_output=True, text=True).stdout
 bm = json.loads(out.splitlines()[0])
 print(json.dumps({"bozorth3_matches_per_s": b3, "biomatch_1_n_matches_per_s": bm["one_to_n_per_s_per_core"],
                   "ratio_1_n": bm["one_to_n_per_s_per_core"] / b3,

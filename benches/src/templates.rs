@@ -351,3 +351,35 @@ fn synthetic(modality: BenchModality, a: &SetArgs) -> Result<LabelledSet, BenchE
         templates,
     })
 }
+
+/// The real fingerprint sets the figure binaries read, as command-line
+/// arguments: set folders under a root, each with `templates/` of ISO records.
+#[derive(Args, Clone, Debug)]
+pub struct FingerprintSets {
+    /// Sets (folders under --root, each with templates/).
+    #[arg(long, default_value = "fvc2002_db1_b,fvc2002_db2_b")]
+    pub sets: String,
+    /// Folder holding the sets.
+    #[arg(long, default_value = "../shared/datasets/fingerprint")]
+    pub root: PathBuf,
+}
+
+impl FingerprintSets {
+    /// Each set's name and folder.
+    pub fn dirs(&self) -> Vec<(String, PathBuf)> {
+        self.sets
+            .split(',')
+            .map(str::trim)
+            .map(|s| (s.to_string(), self.root.join(s)))
+            .collect()
+    }
+
+    /// Every set's ISO records, set by set, as (stem, bytes).
+    pub fn records(&self) -> Result<Vec<(String, Vec<u8>)>, BenchError> {
+        let mut out = Vec::new();
+        for (_, dir) in self.dirs() {
+            out.extend(read_dir_files(&dir.join("templates"))?);
+        }
+        Ok(out)
+    }
+}

@@ -6,8 +6,7 @@
 //! the FNMR there, as JSON lines. The service's default
 //! `fingerprint_threshold` comes from this run.
 
-use std::path::PathBuf;
-
+use biomatch_benches::templates::FingerprintSets;
 use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerTemplate, FingerprintMatcher};
 use clap::Parser;
@@ -17,19 +16,15 @@ use serde_json::json;
 /// Fingerprint calibration.
 #[derive(Parser)]
 struct Args {
-    /// Sets (folders under --root, each with templates/).
-    #[arg(long, default_value = "fvc2002_db1_b,fvc2002_db2_b")]
-    sets: String,
-    /// Folder holding the sets.
-    #[arg(long, default_value = "../shared/datasets/fingerprint")]
-    root: PathBuf,
+    #[command(flatten)]
+    fvc: FingerprintSets,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let mut items: Vec<(String, FingerTemplate)> = Vec::new();
-    for set in a.sets.split(',').map(str::trim) {
-        for (stem, bytes) in read_dir_files(&a.root.join(set).join("templates"))? {
+    for (set, dir) in a.fvc.dirs() {
+        for (stem, bytes) in read_dir_files(&dir.join("templates"))? {
             let finger = format!("{set}/{}", stem.split('_').next().unwrap_or(&stem));
             items.push((finger, FingerTemplate::from_iso(&bytes)?));
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use biomatch_datasets::read_dir_files;
+use biomatch_benches::templates::FingerprintSets;
 use biomatch_index::{Gallery, GalleryOptions, NewRecord, RecordMeta, RowScorer, Search};
 use biomatch_matcher::fingerprint::{
     FINGER_ROW_WORDS, FingerTemplate, FingerprintMatcher, FingerprintTemplate, ScreenProbe, row_cylinders,
@@ -19,12 +19,8 @@ use serde_json::json;
 /// Fingerprint gallery search throughput.
 #[derive(Parser)]
 struct Args {
-    /// Folders of ISO templates.
-    #[arg(
-        long,
-        default_value = "../shared/datasets/fingerprint/fvc2002_db1_b/templates,../shared/datasets/fingerprint/fvc2002_db2_b/templates"
-    )]
-    dirs: String,
+    #[command(flatten)]
+    fvc: FingerprintSets,
     /// Gallery size (the real templates repeated under new ids).
     #[arg(long, default_value_t = 50_000)]
     gallery: usize,
@@ -62,12 +58,12 @@ impl RowScorer for Screen {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
-    let mut records = Vec::new();
-    for d in a.dirs.split(',') {
-        for (_, iso) in read_dir_files(std::path::Path::new(d))? {
-            records.push(FingerprintTemplate::from_iso(&iso)?);
-        }
-    }
+    let records = a
+        .fvc
+        .records()?
+        .iter()
+        .map(|(_, iso)| FingerprintTemplate::from_iso(iso))
+        .collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<Vec<f32>> = records.iter().map(FingerprintTemplate::to_row).collect();
     let g = Gallery::create(
         &a.data_dir,

@@ -12,8 +12,9 @@
 //! the set, of which a screened search can only lose the ones the screen
 //! drops. One JSON line per set, then one for all sets pooled.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use biomatch_benches::templates::FingerprintSets;
 use biomatch_datasets::read_dir_files;
 use biomatch_matcher::fingerprint::{FingerTemplate, FingerprintMatcher, ScreenProbe};
 use clap::Parser;
@@ -23,12 +24,8 @@ use serde_json::json;
 /// Screening quality on the FVC sets.
 #[derive(Parser)]
 struct Args {
-    /// Sets to run (folders under --root).
-    #[arg(long, default_value = "fvc2002_db1_b,fvc2002_db2_b")]
-    sets: String,
-    /// Folder holding the sets.
-    #[arg(long, default_value = "../shared/datasets/fingerprint")]
-    root: PathBuf,
+    #[command(flatten)]
+    fvc: FingerprintSets,
 }
 
 /// Penetration shares reported.
@@ -134,12 +131,13 @@ fn report(name: &str, entries: &[Entry]) -> serde_json::Value {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let mut pooled = Vec::new();
-    for set in args.sets.split(',') {
-        let entries = load(&args.root.join(set))?;
+    let sets = args.fvc.dirs();
+    for (set, dir) in &sets {
+        let entries = load(dir)?;
         println!("{}", report(set, &entries));
         pooled.extend(entries);
     }
-    if args.sets.contains(',') {
+    if sets.len() > 1 {
         println!("{}", report("pooled", &pooled));
     }
     Ok(())

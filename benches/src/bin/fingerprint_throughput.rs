@@ -6,10 +6,9 @@
 //! several penetrations, as gallery templates searched per second. Prints
 //! one JSON line per measurement.
 
-use std::path::Path;
 use std::time::Instant;
 
-use biomatch_datasets::read_dir_files;
+use biomatch_benches::templates::FingerprintSets;
 use biomatch_kernels::iris::IrisIsa;
 use biomatch_matcher::fingerprint::{FingerTemplate, FingerprintMatcher, ScreenProbe};
 use clap::Parser;
@@ -19,12 +18,8 @@ use serde_json::json;
 /// Fingerprint throughput.
 #[derive(Parser)]
 struct Args {
-    /// Folders of ISO templates.
-    #[arg(
-        long,
-        default_value = "../shared/datasets/fingerprint/fvc2002_db1_b/templates,../shared/datasets/fingerprint/fvc2002_db2_b/templates"
-    )]
-    dirs: String,
+    #[command(flatten)]
+    fvc: FingerprintSets,
     /// Gallery size for 1:N (the real templates repeated).
     #[arg(long, default_value_t = 20_000)]
     gallery: usize,
@@ -55,10 +50,7 @@ fn screened(m: &FingerprintMatcher, probe: &FingerTemplate, gallery: &[&FingerTe
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
-    let mut isos = Vec::new();
-    for d in a.dirs.split(',') {
-        isos.extend(read_dir_files(Path::new(d))?.into_iter().map(|(_, bytes)| bytes));
-    }
+    let isos: Vec<Vec<u8>> = a.fvc.records()?.into_iter().map(|(_, bytes)| bytes).collect();
     let prepared: Vec<FingerTemplate> = isos
         .iter()
         .map(|b| FingerTemplate::from_iso(b))
