@@ -589,6 +589,18 @@ impl Gallery {
         }
     }
 
+    /// Live records. Cheaper than [`Gallery::stats`], which also waits for
+    /// the writer (for the log's size), so a search can ask without queueing
+    /// behind an insert's fsync.
+    pub fn len(&self) -> usize {
+        self.state.read().ids.len()
+    }
+
+    /// True when the gallery holds no live record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Sizes and state.
     pub fn stats(&self) -> GalleryStats {
         let wal_len = self.writer.lock().wal.len();

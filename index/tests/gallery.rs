@@ -380,6 +380,7 @@ fn a_screened_search_rescores_exactly_the_screens_shortlist() {
     let probe = vs[17].clone();
     let deleted: Vec<String> = (0..1000).step_by(10).map(|i| format!("r{i:05}")).collect();
     g.delete(&deleted).unwrap();
+    assert_eq!((g.len(), g.stats().records), (900, 900));
     let s = Search {
         k: 5,
         ..Default::default()

@@ -77,11 +77,11 @@ pub(super) fn penetration(modality: Modality, given: Option<f32>, cfg: &Matching
 /// unless the request asks for EXACT, once the gallery holds `min_records`
 /// (0 = never by default).
 pub(super) fn screen_shortlist(g: &Gallery, mode: SearchMode, penetration: f32, min_records: u64) -> Option<usize> {
-    let records = g.stats().records;
+    let records = g.len();
     let screened = match mode {
         SearchMode::Ann => true,
         SearchMode::Exact => false,
-        SearchMode::Auto => min_records > 0 && records >= min_records,
+        SearchMode::Auto => min_records > 0 && records as u64 >= min_records,
     };
     screened.then(|| ((f64::from(penetration) * records as f64).ceil() as usize).max(MIN_SHORTLIST))
 }

@@ -534,7 +534,7 @@ impl MatchService {
         };
         Ok(IdentifyOutput {
             candidates,
-            gallery_size: g.stats().records,
+            gallery_size: g.len() as u64,
             gallery: key.name(),
         })
     }
