@@ -19,8 +19,9 @@
 //! by at most [`DISTANCE_TOLERANCE`] px in the two prints, and they imply
 //! rotations within [`ROTATION_TOLERANCE`] of each other. The score is the
 //! sum over kept pairs of similarity x (1 + pairs it agrees with), divided
-//! by the square of the number kept. Impostors' best partners are scattered, a mate's line up,
-//! and that agreement is what lifts a mate's score out of the crowd. No
+//! by the square of the number kept. Impostors' best partners are
+//! scattered, a mate's line up, and that agreement is what lifts a mate's
+//! score out of the crowd. No
 //! validity mask (on FVC2002 it changed nothing measurable), no one-to-one
 //! assignment, no relaxation: those are what the shortlist's full scoring
 //! is for. `BENCHMARKS.md` ("Fingerprint screening") reports how many true
