@@ -21,10 +21,9 @@
 //! sum over kept pairs of similarity x (1 + pairs it agrees with), divided
 //! by the square of the number kept. Impostors' best partners are
 //! scattered, a mate's line up, and that agreement is what lifts a mate's
-//! score out of the crowd. No
-//! validity mask (on FVC2002 it changed nothing measurable), no one-to-one
-//! assignment, no relaxation: those are what the shortlist's full scoring
-//! is for. `BENCHMARKS.md` ("Fingerprint screening") reports how many true
+//! score out of the crowd. No validity mask (on FVC2002 it changed nothing
+//! measurable), no one-to-one assignment, no relaxation: those are what the
+//! shortlist's full scoring is for. `BENCHMARKS.md` ("Fingerprint screening") reports how many true
 //! mates a shortlist keeps at each penetration, with and without the
 //! agreement step, and a pair-feature signature that did much worse.
 //!
