@@ -23,9 +23,10 @@
 //! scattered, a mate's line up, and that agreement is what lifts a mate's
 //! score out of the crowd. No validity mask (on FVC2002 it changed nothing
 //! measurable), no one-to-one assignment, no relaxation: those are what the
-//! shortlist's full scoring is for. `BENCHMARKS.md` ("Fingerprint screening") reports how many true
-//! mates a shortlist keeps at each penetration, with and without the
-//! agreement step, and a pair-feature signature that did much worse.
+//! shortlist's full scoring is for. `BENCHMARKS.md` ("Fingerprint
+//! screening") reports how many true mates a shortlist keeps at each
+//! penetration, with and without the agreement step, and a pair-feature
+//! signature that did much worse.
 //!
 //! A prepared template keeps each cylinder's screen code in its spare words
 //! 2 and 3, next to the validity mask in the same cache line, so a screen
