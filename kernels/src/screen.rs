@@ -37,7 +37,9 @@ fn best_portable(p: [u64; 2], g0: &[u64], g1: &[u64]) -> (f32, u32) {
     best
 }
 
-/// `at` is empty when the caller wants values only.
+/// `at` is empty when the caller wants values only. Inlined so that the
+/// POPCNT copy below compiles this loop with the instruction.
+#[inline(always)]
 fn rows_portable(probe: &[[u64; 2]], g0: &[u64], g1: &[u64], out: &mut [f32], at: &mut [u32]) {
     for (k, (o, p)) in out.iter_mut().zip(probe).enumerate() {
         let (v, j) = best_portable(*p, g0, g1);

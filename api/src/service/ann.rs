@@ -1,15 +1,15 @@
 //! Approximate search in the service: request checks, explicit
-//! optimisation, and the background upkeep of embedding galleries' graphs.
+//! optimisation, the background upkeep of embedding galleries' graphs, and
+//! the shortlist of a screened fingerprint search.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use biomatch_index::Gallery;
 use biomatch_index::ann::{AnnQuery, SearchMode};
 use biomatch_matcher::Modality;
 use parking_lot::Mutex;
 use tracing::{info, warn};
-
-use biomatch_index::Gallery;
 
 use super::{GalleryKey, MatchService, Result};
 use crate::config::MatchingConfig;
