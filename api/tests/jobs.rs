@@ -101,6 +101,20 @@ fn embedding_line(w: &mut impl Write, id: &str, subject: &str, v: &[f32]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_killed_mid_import_resumes_and_enrolls_every_record_exactly_once() {
+    // Small batches go through the write-ahead log.
+    killed_mid_import_and_resumed(250).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_bulk_segments_killed_mid_import_resumes_exactly_once() {
+    // Batches of 1,024 and more are written as segments of their own.
+    killed_mid_import_and_resumed(2_000).await;
+}
+
+/// Starts a 60,000-record job in batches of `batch`, kills the server with
+/// SIGKILL a fifth of the way in, restarts it, and checks that the resumed
+/// job enrolls every good record exactly once.
+async fn killed_mid_import_and_resumed(batch: u32) {
     const N: usize = 60_000;
     const DIM: usize = 64;
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +141,7 @@ async fn a_job_killed_mid_import_resumes_and_enrolls_every_record_exactly_once()
     let db = dir.path().join("data");
     let server = Server::start(&db, &[]);
     let mut c = jobs(&server).await;
-    let started = start(&mut c, "crash", spec(&src, 250)).await;
+    let started = start(&mut c, "crash", spec(&src, batch)).await;
     assert_eq!(started.state, pb::JobState::JobRunning as i32);
     // Kill while the job is part-way through.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -20,10 +20,12 @@ run() { # name, job-start arguments...
   shift
   stop
   rm -rf "$work/data"
-  "$bin" serve --data-dir "$work/data" --grpc-addr "$addr" >"$work/$name.server.log" 2>&1 &
+  # A throwaway local server: matching calls without credentials.
+  BIOMATCH_GRPC_ANONYMOUS=true "$bin" serve --data-dir "$work/data" --grpc-addr "$addr" \
+    --http-addr 127.0.0.1:18071 >"$work/$name.server.log" 2>&1 &
   server=$!
   sleep 2
-  "$bin" job start "$@" --job-id "$name" 2>/dev/null | tail -1 >"$work/$name.json"
+  "$bin" job start "$@" --job-id "$name" 2>"$work/$name.client.log" | tail -1 >"$work/$name.json" || { cat "$work/$name.client.log"; exit 1; }
   echo "$name $(cat "$work/$name.json") disk=$(du -sh "$work/data" | cut -f1)"
 }
 run npy512 /tmp/enr/faces.npy --modality face --labels /tmp/enr/faces.txt --batch-size 8192

@@ -251,25 +251,7 @@ impl Gallery {
     /// When this returns, every `Ok` record is durable.
     pub fn insert(&self, items: Vec<NewRecord>) -> Vec<Result<()>> {
         let mut w = self.writer.lock();
-        let mut results: Vec<Result<()>> = Vec::with_capacity(items.len());
-        let mut accepted = Vec::new();
-        {
-            let st = self.state.read();
-            let mut seen = HashSet::new();
-            for (i, it) in items.iter().enumerate() {
-                results.push(if it.vector.len() != self.dim {
-                    Err(IndexError::Dimension {
-                        expected: self.dim,
-                        got: it.vector.len(),
-                    })
-                } else if st.ids.contains_key(&it.meta.record_id) || !seen.insert(it.meta.record_id.as_str()) {
-                    Err(IndexError::AlreadyExists(it.meta.record_id.clone()))
-                } else {
-                    accepted.push(i);
-                    Ok(())
-                });
-            }
-        }
+        let (mut results, accepted) = self.admit(&items);
         let refs: Vec<WalEntryRef<'_>> = accepted
             .iter()
             .map(|&i| WalEntryRef::Insert {
@@ -306,6 +288,72 @@ impl Gallery {
             error!(gallery = %self.name, error = %e, "flush failed");
         }
         results
+    }
+
+    /// Enrolls a large batch by writing it straight to a new segment instead
+    /// of the log: the template bytes reach the disk once, not twice (log,
+    /// then segment at the next flush), and no later insert stalls on a
+    /// flush of them. Same outcomes and the same durability as [`insert`]:
+    /// the segment is fsynced and in the manifest before this returns.
+    ///
+    /// The tail is flushed first, so that the log keeps holding only
+    /// entries newer than every segment: replaying a logged delete can then
+    /// never hit a record that was enrolled again in a later segment.
+    /// Meant for batches of thousands (enrollment jobs); each call makes one
+    /// segment.
+    ///
+    /// [`insert`]: Gallery::insert
+    pub fn insert_bulk(&self, items: Vec<NewRecord>) -> Vec<Result<()>> {
+        let mut w = self.writer.lock();
+        let (mut results, accepted) = self.admit(&items);
+        if accepted.is_empty() {
+            return results;
+        }
+        let written = (|| {
+            if w.wal.len() > 0 {
+                self.flush_locked(&mut w)?;
+            }
+            let metas: Vec<&RecordMeta> = accepted.iter().map(|&i| &items[i].meta).collect();
+            let rows = accepted.iter().map(|&i| items[i].vector.as_slice());
+            let mut manifest = w.manifest.clone();
+            let seg = self.write_segment(&mut manifest, &metas, rows)?;
+            self.commit_segment_locked(&mut w, manifest, Some(seg), false)
+        })();
+        if let Err(e) = written {
+            error!(gallery = %self.name, error = %e, "bulk segment write failed");
+            let msg = e.to_string();
+            for &i in &accepted {
+                results[i] = Err(IndexError::Io {
+                    path: self.dir.clone(),
+                    source: std::io::Error::other(msg.clone()),
+                });
+            }
+        }
+        results
+    }
+
+    /// Outcomes for `items` before any write (a wrong dimension, or an id
+    /// already live or repeated in the batch, is refused), and the indexes of
+    /// those admitted. Called with the writer lock held.
+    fn admit(&self, items: &[NewRecord]) -> (Vec<Result<()>>, Vec<usize>) {
+        let st = self.state.read();
+        let mut results: Vec<Result<()>> = Vec::with_capacity(items.len());
+        let mut accepted = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, it) in items.iter().enumerate() {
+            results.push(if it.vector.len() != self.dim {
+                Err(IndexError::Dimension {
+                    expected: self.dim,
+                    got: it.vector.len(),
+                })
+            } else if st.ids.contains_key(&it.meta.record_id) || !seen.insert(it.meta.record_id.as_str()) {
+                Err(IndexError::AlreadyExists(it.meta.record_id.clone()))
+            } else {
+                accepted.push(i);
+                Ok(())
+            });
+        }
+        (results, accepted)
     }
 
     /// Tombstones the given records (durably) and returns the ids that were
@@ -645,25 +693,45 @@ impl Gallery {
             if live.is_empty() {
                 None
             } else {
-                let id = manifest.next_segment_id;
-                let path = self.dir.join(Segment::file_name(id));
                 let metas: Vec<&RecordMeta> = live.iter().map(|r| &st.mem.metas[*r]).collect();
-                Segment::write(
-                    &path,
-                    self.dim,
-                    &metas,
-                    live.iter().map(|r| st.vector(Loc::Mem(*r as u32))),
-                )?;
-                let seg = Segment::open(&path, id, self.dim)?;
-                manifest.next_segment_id = id + 1;
-                manifest.segments.push(SegmentEntry {
-                    id,
-                    rows: seg.len() as u64,
-                    deleted: Vec::new(),
-                });
-                Some(seg)
+                let rows = live.iter().map(|r| st.vector(Loc::Mem(*r as u32)));
+                Some(self.write_segment(&mut manifest, &metas, rows)?)
             }
         };
+        self.commit_segment_locked(w, manifest, new_seg, true)
+    }
+
+    /// Writes `metas` and `rows` as the next segment (fsynced) and adds it to
+    /// `manifest`, which is not saved yet.
+    fn write_segment<'a>(
+        &self,
+        manifest: &mut Manifest,
+        metas: &[&RecordMeta],
+        rows: impl Iterator<Item = &'a [f32]>,
+    ) -> Result<Segment> {
+        let id = manifest.next_segment_id;
+        let path = self.dir.join(Segment::file_name(id));
+        Segment::write(&path, self.dim, metas, rows)?;
+        let seg = Segment::open(&path, id, self.dim)?;
+        manifest.next_segment_id = id + 1;
+        manifest.segments.push(SegmentEntry {
+            id,
+            rows: seg.len() as u64,
+            deleted: Vec::new(),
+        });
+        Ok(seg)
+    }
+
+    /// Saves `manifest` with the current tombstones, then makes `new_seg`
+    /// searchable. `drain_tail`: the segment holds the tail's live rows, so
+    /// the tail is emptied in the same step and the log after it.
+    fn commit_segment_locked(
+        &self,
+        w: &mut Writer,
+        mut manifest: Manifest,
+        new_seg: Option<Segment>,
+        drain_tail: bool,
+    ) -> Result<()> {
         {
             // Tombstones logged since the last flush must reach the manifest
             // before the log that holds them is emptied.
@@ -683,10 +751,12 @@ impl Gallery {
                     st.ids.insert(id, Loc::Seg(s, r as u32));
                 }
             }
-            st.mem = Default::default();
+            if drain_tail {
+                st.mem = Default::default();
+            }
         }
         w.manifest = manifest;
-        w.wal.reset()
+        if drain_tail { w.wal.reset() } else { Ok(()) }
     }
 
     fn check_dim(&self, v: &[f32]) -> Result<()> {

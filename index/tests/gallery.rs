@@ -126,6 +126,65 @@ fn duplicates_and_wrong_dimension_are_refused_without_side_effects() {
 }
 
 #[test]
+fn a_bulk_insert_writes_one_segment_with_the_same_outcomes_and_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    let g = Gallery::create(&path, "g", DIM, opts()).unwrap();
+    let mut vs = fill(&g, 120, 4);
+    // The log now holds the tail and a delete of a tail record; that record
+    // is then enrolled again, with a new vector, by the bulk insert.
+    assert_eq!(g.delete(&["r00007".to_string()]).unwrap(), vec!["r00007".to_string()]);
+    let mut rng = StdRng::seed_from_u64(5);
+    let fresh: Vec<Vec<f32>> = (0..300).map(|_| unit(&mut rng)).collect();
+    let mut batch: Vec<NewRecord> = fresh.iter().enumerate().map(|(i, v)| rec(120 + i, v.clone())).collect();
+    vs[7] = unit(&mut rng);
+    batch.push(rec(7, vs[7].clone()));
+    batch.push(rec(3, unit(&mut rng)));
+    batch.push(rec(900, vec![1.0; 5]));
+    batch.push(rec(121, unit(&mut rng)));
+    let before = g.stats().segments;
+    let res = g.insert_bulk(batch);
+    assert!(
+        res[..301].iter().all(|r| r.is_ok()),
+        "{:?}",
+        &res[..301].iter().find(|r| r.is_err())
+    );
+    assert!(matches!(res[301], Err(IndexError::AlreadyExists(_))));
+    assert!(matches!(res[302], Err(IndexError::Dimension { expected: 24, got: 5 })));
+    assert!(matches!(res[303], Err(IndexError::AlreadyExists(_))));
+    vs.extend(fresh);
+    let st = g.stats();
+    assert_eq!(st.records, 420);
+    // The tail (and the delete) were flushed first, then one segment.
+    assert_eq!(st.unflushed, 0);
+    assert_eq!(st.segments, before + 2);
+    let mut rng = StdRng::seed_from_u64(6);
+    let probes: Vec<Vec<f32>> = (0..20).map(|_| unit(&mut rng)).collect();
+    let check = |g: &Gallery| {
+        for p in &probes {
+            assert_eq!(search(g, p, 10), brute(&vs, p, 10, &|_| false));
+        }
+        assert_eq!(g.get("r00007", true).unwrap().vector.unwrap(), vs[7]);
+        assert_eq!(g.get("r00300", true).unwrap().vector.unwrap(), vs[300]);
+    };
+    check(&g);
+    // An empty or wholly refused batch writes nothing.
+    assert!(g.insert_bulk(Vec::new()).is_empty());
+    assert!(g.insert_bulk(vec![rec(5, unit(&mut rng))])[0].is_err());
+    assert_eq!(g.stats().segments, before + 2);
+    drop(g);
+    let g = Gallery::open(&path, "g", opts()).unwrap();
+    assert_eq!(g.stats().records, 420);
+    check(&g);
+    // Deletes after the bulk segment hit its rows, and survive a reopen.
+    assert_eq!(g.delete(&["r00200".to_string()]).unwrap().len(), 1);
+    drop(g);
+    let g = Gallery::open(&path, "g", opts()).unwrap();
+    assert!(g.get("r00200", false).is_none());
+    assert_eq!(g.stats().records, 419);
+}
+
+#[test]
 fn subjects_filters_and_verification_scores() {
     let dir = tempfile::tempdir().unwrap();
     let g = Gallery::create(&dir.path().join("g"), "g", DIM, opts()).unwrap();

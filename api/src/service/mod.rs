@@ -51,6 +51,12 @@ pub struct MatchService {
 /// graphs) runs without waiting for its turn at the whole pool.
 const UNGATED_SCAN_ROWS: usize = 65_536;
 
+/// A batch of at least this many records for one gallery (an enrollment
+/// job's batch, a large BatchEnroll) is written as a segment of its own
+/// (`Gallery::insert_bulk`) instead of through the log. Smaller ones would
+/// leave many small segments behind.
+const BULK_SEGMENT_RECORDS: usize = 1024;
+
 /// Scores iris rows by 1 - Hamming distance for a prepared probe.
 struct IrisScorer<'a> {
     matcher: &'a IrisMatcher,
@@ -313,7 +319,15 @@ impl MatchService {
                 match catalog.get_or_create(&name, key.row_len()) {
                     Ok(g) => {
                         let ok_ids: Vec<String> = ok_recs.iter().map(|r| r.meta.record_id.clone()).collect();
-                        for ((i, id), r) in ok_idx.into_iter().zip(ok_ids).zip(g.insert(ok_recs)) {
+                        // Large batches go straight to a segment of their own: their
+                        // bytes are written once, not to the log and again at the
+                        // next flush.
+                        let outcomes = if ok_recs.len() >= BULK_SEGMENT_RECORDS {
+                            g.insert_bulk(ok_recs)
+                        } else {
+                            g.insert(ok_recs)
+                        };
+                        for ((i, id), r) in ok_idx.into_iter().zip(ok_ids).zip(outcomes) {
                             results.push((
                                 i,
                                 r.map(|()| EnrollOutput {

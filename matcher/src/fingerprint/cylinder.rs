@@ -74,15 +74,17 @@ fn angular(alpha: f64) -> f64 {
 
 /// The minutiae other than `points[m_i]` close enough to reach one of its
 /// cells: within the radius plus 3 sigma of the cell Gaussian.
-fn neighbours(points: &[Point], m_i: usize) -> Vec<&Point> {
+fn neighbours<'a>(points: &'a [Point], m_i: usize, out: &mut Vec<&'a Point>) {
     let m = points[m_i];
     let reach = RADIUS + 3.0 * SIGMA_S;
-    points
-        .iter()
-        .enumerate()
-        .filter(|(t, p)| *t != m_i && (p.x - m.x).powi(2) + (p.y - m.y).powi(2) <= reach.powi(2))
-        .map(|(_, p)| p)
-        .collect()
+    out.clear();
+    out.extend(
+        points
+            .iter()
+            .enumerate()
+            .filter(|(t, p)| *t != m_i && (p.x - m.x).powi(2) + (p.y - m.y).powi(2) <= reach.powi(2))
+            .map(|(_, p)| p),
+    );
 }
 
 /// Steps of the tabulated angular contribution over [-pi, pi].
@@ -106,10 +108,19 @@ fn angular_table() -> &'static [f32] {
 fn sections(d_theta: f64) -> [f32; ND] {
     let table = angular_table();
     let half = PI / ND as f64;
+    debug_assert!((-PI..PI).contains(&d_theta));
     std::array::from_fn(|k| {
-        let alpha = angle_diff(-PI + (2 * k + 1) as f64 * half, d_theta);
+        // angle_diff(centre, d_theta) for a difference within one turn,
+        // with selects instead of branches: the signs are random, so
+        // branches mispredict. Only the sign of a zero can differ from
+        // angle_diff, and it vanishes in `alpha + PI` below.
+        let x = (-PI + (2 * k + 1) as f64 * half) - d_theta;
+        let d = x + if x < 0.0 { TAU } else { 0.0 };
+        let alpha = d - if d >= PI { TAU } else { 0.0 };
         let x = (alpha + PI) * (ANGULAR_STEPS as f64 / TAU);
-        let i = (x as usize).min(ANGULAR_STEPS - 1);
+        // x lies in [0, ANGULAR_STEPS]; the cast saturates, the min keeps
+        // the last step's right end in the table.
+        let i = (x as u32 as usize).min(ANGULAR_STEPS - 1);
         let f = (x - i as f64) as f32;
         table[i] + f * (table[i + 1] - table[i])
     })
@@ -120,7 +131,8 @@ fn sections(d_theta: f64) -> [f32; ND] {
 /// a ratio that itself changes by a constant factor: two exponentials per
 /// run instead of one per cell (the products agree with direct evaluation
 /// to a few ulps).
-fn gaussian_run(w: f64, lo: usize, hi: usize, out: &mut [f64; NS]) {
+/// `step` is [`gaussian_step`], computed once by the caller.
+fn gaussian_run(w: f64, lo: usize, hi: usize, step: f64, out: &mut [f64; NS]) {
     if lo > hi {
         return;
     }
@@ -129,12 +141,18 @@ fn gaussian_run(w: f64, lo: usize, hi: usize, out: &mut [f64; NS]) {
     let d = w - delta * (lo as f64 - 7.5);
     let mut g = (-d * d / two_var).exp();
     let mut ratio = ((2.0 * d * delta - delta * delta) / two_var).exp();
-    let step = (-2.0 * delta * delta / two_var).exp();
     for o in &mut out[lo..=hi] {
         *o = g;
         g *= ratio;
         ratio *= step;
     }
+}
+
+/// The constant factor by which [`gaussian_run`]'s ratio changes per cell.
+fn gaussian_step() -> f64 {
+    let delta = 2.0 * RADIUS / NS as f64;
+    let two_var = 2.0 * SIGMA_S * SIGMA_S;
+    (-2.0 * delta * delta / two_var).exp()
 }
 
 /// Cylinders of every minutia that has a valid one (enough valid cells and
@@ -146,10 +164,24 @@ fn gaussian_run(w: f64, lo: usize, hi: usize, out: &mut [f64; NS]) {
 /// cell testing every neighbour, and the hull test is prepared once.
 pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was just detected on this CPU.
-        return unsafe { cylinders_avx2(points) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was just detected on this CPU.
+            return unsafe { cylinders_avx512(points) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was just detected on this CPU.
+            return unsafe { cylinders_avx2(points) };
+        }
     }
+    cylinders_portable(points)
+}
+
+/// [`cylinders_portable`] compiled with AVX-512F, where a row of 16 f32
+/// cells is one register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn cylinders_avx512(points: &[Point]) -> Vec<Cylinder> {
     cylinders_portable(points)
 }
 
@@ -180,13 +212,15 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
         let hi = ((w + reach) / delta + 7.5).floor().min((NS - 1) as f64);
         if hi < lo { (1, 0) } else { (lo as usize, hi as usize) }
     };
+    let step = gaussian_step();
     let mut out = Vec::with_capacity(points.len());
+    let mut neighbours_of = Vec::with_capacity(points.len());
     // Section-major rows of 16 cells (acc[k * NS + i][j]) in f32, so that
     // a neighbour's update of one row is a few SIMD operations.
     let mut acc = vec![[0.0f32; NS]; ND * NS];
     for (m_i, m) in points.iter().enumerate() {
-        let neighbours = neighbours(points, m_i);
-        if neighbours.len() < MIN_NEIGHBOURS {
+        neighbours(points, m_i, &mut neighbours_of);
+        if neighbours_of.len() < MIN_NEIGHBOURS {
             continue;
         }
         let (s, c) = m.theta.sin_cos();
@@ -216,17 +250,16 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
                 continue;
             };
             let hi = (lo..NS).rev().find(|&j| valid(j)).unwrap_or(lo);
-            for j in lo..=hi {
-                let cell = i * NS + j;
-                cyl.valid_cells += 1;
-                cyl.code.valid[cell / 64] |= 1 << (cell % 64);
-            }
+            // Cells lo..=hi of row i: bits i * 16 + lo ..= i * 16 + hi.
+            let run = ((1u64 << (hi - lo + 1)) - 1) << lo;
+            cyl.valid_cells += (hi - lo + 1) as u32;
+            cyl.code.valid[i * NS / 64] |= run << (i * NS % 64);
         }
         if cyl.valid_cells < min_cells {
             continue;
         }
         acc.iter_mut().for_each(|row| *row = [0.0; NS]);
-        for t in &neighbours {
+        for t in &neighbours_of {
             // A neighbour's contribution to each section does not depend on
             // the cell: compute it once.
             let sec = sections(angle_diff(m.theta, t.theta));
@@ -237,9 +270,9 @@ fn cylinders_portable(points: &[Point]) -> Vec<Cylinder> {
             // The Gaussian is separable: exp(-(du² + dv²) / 2σ²) is a product
             // of one factor per row and one per column.
             let mut gv = [0.0f64; NS];
-            gaussian_run(tv, j0, j1, &mut gv);
+            gaussian_run(tv, j0, j1, step, &mut gv);
             let mut gus = [0.0f64; NS];
-            gaussian_run(tu, i0, i1, &mut gus);
+            gaussian_run(tu, i0, i1, step, &mut gus);
             let dv2: [f64; NS] = std::array::from_fn(|j| (tv - centre(j)).powi(2));
             for (i, &gu) in gus.iter().enumerate().take(i1 + 1).skip(i0) {
                 // Only cells within 3 sigma count: a run of columns per row.
@@ -291,7 +324,9 @@ mod tests {
         let min_cells = (MIN_VALID_CELLS * f64::from(cells_in_circle())).ceil() as u32;
         let mut out = Vec::new();
         for (m_i, m) in points.iter().enumerate() {
-            let neighbours = neighbours(points, m_i);
+            let mut neighbours_of = Vec::new();
+            neighbours(points, m_i, &mut neighbours_of);
+            let neighbours = neighbours_of;
             if neighbours.len() < MIN_NEIGHBOURS {
                 continue;
             }
@@ -359,7 +394,40 @@ mod tests {
     fn the_dispatched_build_is_bit_identical_to_the_portable_one() {
         for seed in 0..10 {
             let pts = minutiae(seed, 45);
-            assert_eq!(cylinders(&pts), cylinders_portable(&pts), "seed {seed}");
+            let portable = cylinders_portable(&pts);
+            assert_eq!(cylinders(&pts), portable, "seed {seed}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: detected.
+                    assert_eq!(unsafe { cylinders_avx2(&pts) }, portable, "avx2, seed {seed}");
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: detected.
+                    assert_eq!(unsafe { cylinders_avx512(&pts) }, portable, "avx512, seed {seed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn branch_free_sections_equal_the_angle_diff_form() {
+        let table = angular_table();
+        let half = PI / ND as f64;
+        let reference = |d_theta: f64| -> [f32; ND] {
+            std::array::from_fn(|k| {
+                let alpha = angle_diff(-PI + (2 * k + 1) as f64 * half, d_theta);
+                let x = (alpha + PI) * (ANGULAR_STEPS as f64 / TAU);
+                let i = (x as usize).min(ANGULAR_STEPS - 1);
+                let f = (x - i as f64) as f32;
+                table[i] + f * (table[i + 1] - table[i])
+            })
+        };
+        // A fine grid over [-pi, pi), the ends, and the section centres.
+        let grid = (0..400_000).map(|n| -PI + TAU * (n as f64 / 400_000.0));
+        let special = (0..ND).map(|k| -PI + (2 * k + 1) as f64 * half);
+        for d in grid.chain(special).chain([-PI, 0.0, -0.0, PI - 1e-15]) {
+            assert_eq!(sections(d), reference(d), "{d}");
         }
     }
 

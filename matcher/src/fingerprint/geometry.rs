@@ -18,7 +18,16 @@ pub struct Point {
 
 /// The difference of two angles, wrapped to [-pi, pi).
 pub fn angle_diff(a: f64, b: f64) -> f64 {
-    let d = (a - b).rem_euclid(TAU);
+    let x = a - b;
+    // Differences of angles in [0, 2 pi) or [-pi, pi) lie within one turn,
+    // where `rem_euclid` is `x` or `x + TAU` (its `x % TAU` is exact here):
+    // the branch gives the same bits without the libm `fmod` call, which cost
+    // 3% of building a template.
+    let d = if x.abs() < TAU {
+        if x < 0.0 { x + TAU } else { x }
+    } else {
+        x.rem_euclid(TAU)
+    };
     if d >= PI { d - TAU } else { d }
 }
 
