@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
-use biomatch_enrollment::{DuplicateAction, JOB_METADATA_KEY, JobContext, JobSink, Outcome, SourceRecord};
+use biomatch_enrollment::{
+    DuplicateAction, DuplicateCheck, JOB_METADATA_KEY, JobContext, JobSink, Outcome, SourceRecord,
+};
 use biomatch_enrollment::{EnrollmentError, QualityGate};
 use biomatch_matcher::iris::IRIS_CODE_BITS;
 
 use crate::error::ServiceError;
 use crate::grpc::convert;
-use crate::service::{EnrollInput, IdentifyInput, MatchService, Template};
+use crate::service::{EnrollInput, IdentifyInput, MatchService, PreparedBatch, Template};
 
 /// Enrolls job batches through the shared [`MatchService`].
 pub struct ServiceSink {
@@ -136,8 +138,28 @@ impl ServiceSink {
     }
 }
 
+/// A job batch after [`JobSink::prepare`].
+pub struct PreparedJobBatch {
+    /// Outcomes settled while preparing (repeated ids, conversion and
+    /// quality failures), by position.
+    out: Vec<Option<Outcome>>,
+    pending: Pending,
+}
+
+/// The records still to be enrolled.
+enum Pending {
+    /// Without a duplicate check: rows already built, with each position
+    /// and record id.
+    Rows(Vec<(usize, String)>, PreparedBatch),
+    /// With one: each record is searched for and enrolled in turn at commit,
+    /// so that every search sees the records enrolled before it.
+    Checked(DuplicateCheck, Vec<(usize, EnrollInput)>),
+}
+
 impl JobSink for ServiceSink {
-    async fn enroll(&self, job: &JobContext, batch: Vec<SourceRecord>) -> Result<Vec<Outcome>, EnrollmentError> {
+    type Prepared = PreparedJobBatch;
+
+    async fn prepare(&self, job: &JobContext, batch: Vec<SourceRecord>) -> PreparedJobBatch {
         let mut out: Vec<Option<Outcome>> = vec![None; batch.len()];
         let mut pending = Vec::new();
         let mut seen = std::collections::HashMap::new();
@@ -154,21 +176,33 @@ impl JobSink for ServiceSink {
                 Err(o) => out[i] = Some(o),
             }
         }
-        match &job.dedup {
+        let pending = match &job.dedup {
             None => {
                 let ids: Vec<(usize, String)> = pending
                     .iter()
                     .map(|(i, inp)| (*i, inp.record_id.clone().unwrap_or_default()))
                     .collect();
-                let results = self
+                let rows = self
                     .svc
-                    .enroll_batch(pending.into_iter().map(|(_, inp)| inp).collect())
+                    .prepare_batch(pending.into_iter().map(|(_, inp)| inp).collect())
                     .await;
+                Pending::Rows(ids, rows)
+            }
+            Some(check) => Pending::Checked(check.clone(), pending),
+        };
+        PreparedJobBatch { out, pending }
+    }
+
+    async fn commit(&self, job: &JobContext, batch: PreparedJobBatch) -> Result<Vec<Outcome>, EnrollmentError> {
+        let PreparedJobBatch { mut out, pending } = batch;
+        match pending {
+            Pending::Rows(ids, rows) => {
+                let results = self.svc.commit_batch(rows).await;
                 for ((i, id), r) in ids.into_iter().zip(results) {
                     out[i] = Some(self.settle(&id, &job.job_id, r.map(|_| ()), Outcome::Enrolled).await);
                 }
             }
-            Some(check) => {
+            Pending::Checked(check, pending) => {
                 // One record at a time, so that each search sees every record
                 // enrolled before it, this batch's included.
                 for (i, inp) in pending {

@@ -374,6 +374,61 @@ async fn folders_npy_quality_gate_idempotent_start_and_bad_specs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_stores_exactly_its_committed_batches() {
+    // Reading and preparing run ahead of the commit; a cancel must drop
+    // what they hold, not enroll it.
+    const N: usize = 40_000;
+    const DIM: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("people.ndjson");
+    let data = SyntheticEmbeddings::uniform(DIM, N, 8);
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        for i in 0..N {
+            embedding_line(
+                &mut w,
+                &format!("c{i}"),
+                &format!("s{i}"),
+                &data[i * DIM..(i + 1) * DIM],
+            );
+        }
+    }
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let mut c = jobs(&server).await;
+    start(&mut c, "cut", spec(&src, 200)).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = c
+            .get_job(pb::JobRef { job_id: "cut".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if j.processed >= 2_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job made no progress: {j:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    c.cancel_job(pb::JobRef { job_id: "cut".into() }).await.unwrap();
+    let cut = finish(&mut c, "cut").await;
+    assert_eq!(cut.state, pb::JobState::JobCancelled as i32, "{cut:?}");
+    assert!(cut.processed < N as u64, "{cut:?}");
+    assert_eq!(cut.enrolled, cut.processed);
+    // Nothing prepared ahead was written after the cancel.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(total(&mut server.client().await).await, cut.enrolled);
+    // A new job over the same file enrolls exactly the rest.
+    start(&mut c, "rest", spec(&src, 4096)).await;
+    let rest = finish(&mut c, "rest").await;
+    assert_eq!(rest.state, pb::JobState::JobSucceeded as i32, "{rest:?}");
+    assert_eq!(
+        (rest.enrolled, rest.already_present),
+        (N as u64 - cut.enrolled, cut.enrolled)
+    );
+    assert_eq!(total(&mut server.client().await).await, N as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_starts_follows_and_reports_a_job() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);

@@ -1,5 +1,8 @@
-//! The loop that runs one job: read a batch, enroll it, write the reports,
-//! then the checkpoint. Enrollment is idempotent by record id, so records
+//! The loop that runs one job: read a batch, prepare it, enroll it, write
+//! the reports, then the checkpoint. Reading (with parsing) and preparing
+//! run one batch ahead each, on their own thread and task, so that the CPU
+//! work of later batches overlaps the durable write of the current one; the
+//! checkpoint only ever names committed batches. Enrollment is idempotent by record id, so records
 //! enrolled after the last checkpoint by a run that crashed are found again
 //! and skipped: every record ends up enrolled exactly once.
 
@@ -8,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::job::now_ms;
-use crate::{Cursor, EnrollmentError, JobContext, JobFiles, JobSink, JobState, JobStatus, Outcome, source};
+use crate::{Cursor, EnrollmentError, JobContext, JobFiles, JobSink, JobState, JobStatus, Outcome, SourceItem, source};
 
 /// Runs a job from its checkpoint to the end, a cancel, or a failure,
 /// publishing every checkpoint on `tx`.
@@ -23,7 +26,7 @@ pub async fn run<S: JobSink>(
     cancel: Arc<AtomicBool>,
     tx: watch::Sender<JobStatus>,
 ) {
-    if let Err(e) = drive(&*sink, &files, &mut status, &cancel, &tx).await {
+    if let Err(e) = drive(&sink, &files, &mut status, &cancel, &tx).await {
         warn!(job = %status.job_id, error = %e, "enrollment job failed");
         status.state = JobState::Failed;
         status.error = Some(e.to_string());
@@ -36,8 +39,107 @@ pub async fn run<S: JobSink>(
     tx.send_replace(status);
 }
 
+/// A batch read from the source and prepared by the sink, waiting to be
+/// committed.
+struct Staged<P> {
+    /// Records read (good and bad).
+    n: u64,
+    /// Report lines of records the source could not read.
+    errors: Vec<serde_json::Value>,
+    /// (index, record id, subject id) of each record handed to the sink.
+    keys: Vec<(u64, String, String)>,
+    prepared: P,
+    /// Where the source stood after this batch.
+    cursor: Cursor,
+}
+
+/// What flows between the pipeline's stages: a batch, the end of the
+/// source (None), or the error that stops the job.
+type Flow<T> = Result<Option<T>, EnrollmentError>;
+
+/// Splits a read batch into report lines and records, and prepares the
+/// records.
+async fn stage<S: JobSink>(sink: &S, ctx: &JobContext, batch: Vec<SourceItem>, cursor: Cursor) -> Staged<S::Prepared> {
+    let n = batch.len() as u64;
+    let mut errors = Vec::new();
+    let mut records = Vec::with_capacity(batch.len());
+    for item in batch {
+        match item {
+            Ok(r) => records.push(r),
+            Err(f) => errors.push(json!({
+                "index": f.index, "record_id": f.record_id, "code": "INVALID_ARGUMENT", "message": f.message,
+            })),
+        }
+    }
+    let keys = records
+        .iter()
+        .map(|r| (r.index, r.record_id.clone(), r.subject_id.clone()))
+        .collect();
+    let prepared = sink.prepare(ctx, records).await;
+    Staged {
+        n,
+        errors,
+        keys,
+        prepared,
+        cursor,
+    }
+}
+
+/// Starts the first two stages of a job: a reader thread (file reads and
+/// parsing) feeding a preparer task (conversion, gating, row building), each
+/// one batch ahead of the next stage. The commit is the caller's third
+/// stage, so reading, preparing and the durable write of three consecutive
+/// batches overlap. Both stages stop when the job drops the receiver.
+fn start_pipeline<S: JobSink>(
+    sink: Arc<S>,
+    ctx: JobContext,
+    mut src: Box<dyn source::RecordSource>,
+    batch_size: usize,
+) -> Pipeline<S::Prepared> {
+    let (raw_tx, mut raw_rx) = mpsc::channel::<Flow<(Vec<SourceItem>, Cursor)>>(1);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let flow = match src.next_batch(batch_size) {
+                Ok(b) if b.is_empty() => Ok(None),
+                Ok(b) => Ok(Some((b, src.cursor()))),
+                Err(e) => Err(e),
+            };
+            let more = matches!(flow, Ok(Some(_)));
+            // A closed channel means the job has stopped.
+            if raw_tx.blocking_send(flow).is_err() || !more {
+                return;
+            }
+        }
+    });
+    let (tx, rx) = mpsc::channel(1);
+    let preparer = tokio::spawn(async move {
+        while let Some(flow) = raw_rx.recv().await {
+            let flow = match flow {
+                Ok(Some((batch, cursor))) => Ok(Some(stage(&*sink, &ctx, batch, cursor).await)),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let more = matches!(flow, Ok(Some(_)));
+            if tx.send(flow).await.is_err() || !more {
+                return;
+            }
+        }
+    });
+    Pipeline {
+        staged: rx,
+        _preparer: AbortOnDrop(preparer),
+    }
+}
+
+/// The receiving end of [`start_pipeline`]: prepared batches in order.
+/// Dropping it stops the preparer at once and the reader at its next send.
+struct Pipeline<P> {
+    staged: mpsc::Receiver<Flow<Staged<P>>>,
+    _preparer: AbortOnDrop,
+}
+
 async fn drive<S: JobSink>(
-    sink: &S,
+    sink: &Arc<S>,
     files: &JobFiles,
     status: &mut JobStatus,
     cancel: &AtomicBool,
@@ -55,36 +157,22 @@ async fn drive<S: JobSink>(
         quality: status.spec.quality.clone(),
         dedup: status.spec.dedup.clone(),
     };
-    let batch_size = status.spec.batch_size;
-    // The next batch is read and parsed while the current one is enrolled:
-    // parsing (JSON floats, ISO records) and enrolling (row building, the
-    // fsynced log write) then overlap instead of taking turns.
-    let read = |mut src: Box<dyn source::RecordSource>| {
-        tokio::task::spawn_blocking(move || {
-            let b = src.next_batch(batch_size);
-            (src, b)
-        })
-    };
-    let mut next = read(src);
+    let mut pipeline = start_pipeline(sink.clone(), ctx.clone(), src, status.spec.batch_size);
     loop {
         if cancel.load(Ordering::Acquire) {
             status.state = JobState::Cancelled;
             break;
         }
         let started = Instant::now();
-        let (src, batch) = next
-            .await
-            .map_err(|e| EnrollmentError::Sink(format!("source reader failed: {e}")))?;
-        let batch = batch?;
-        if batch.is_empty() {
+        let staged = match pipeline.staged.recv().await {
+            Some(flow) => flow?,
+            None => return Err(EnrollmentError::Sink("the batch pipeline stopped".into())),
+        };
+        let Some(staged) = staged else {
             status.state = JobState::Succeeded;
             break;
-        }
-        // The checkpoint after this batch: where the source stood once it
-        // was read, before the prefetch moves on.
-        let cursor = src.cursor();
-        next = read(src);
-        apply_batch(sink, files, &ctx, status, batch, cursor).await?;
+        };
+        commit_batch(&**sink, files, &ctx, status, staged).await?;
         status.elapsed_ms += started.elapsed().as_millis() as u64;
         status.updated_ms = now_ms();
         files.save(status)?;
@@ -94,31 +182,31 @@ async fn drive<S: JobSink>(
     files.save(status)
 }
 
-async fn apply_batch<S: JobSink>(
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn commit_batch<S: JobSink>(
     sink: &S,
     files: &JobFiles,
     ctx: &JobContext,
     status: &mut JobStatus,
-    batch: Vec<crate::SourceItem>,
-    cursor: Cursor,
+    staged: Staged<S::Prepared>,
 ) -> Result<(), EnrollmentError> {
-    let n = batch.len() as u64;
-    let mut errors = Vec::new();
+    let Staged {
+        n,
+        mut errors,
+        keys,
+        prepared,
+        cursor,
+    } = staged;
     let mut dups = Vec::new();
-    let mut records = Vec::with_capacity(batch.len());
-    for item in batch {
-        match item {
-            Ok(r) => records.push(r),
-            Err(f) => errors.push(json!({
-                "index": f.index, "record_id": f.record_id, "code": "INVALID_ARGUMENT", "message": f.message,
-            })),
-        }
-    }
-    let keys: Vec<(u64, String, String)> = records
-        .iter()
-        .map(|r| (r.index, r.record_id.clone(), r.subject_id.clone()))
-        .collect();
-    let outcomes = sink.enroll(ctx, records).await?;
+    let outcomes = sink.commit(ctx, prepared).await?;
     if outcomes.len() != keys.len() {
         return Err(EnrollmentError::Sink(format!(
             "{} outcomes for {} records",

@@ -51,15 +51,37 @@ pub enum Outcome {
     },
 }
 
-/// Enrolls batches of records durably.
+/// Enrolls batches of records durably, in two steps so that a job can
+/// overlap them: [`prepare`](JobSink::prepare) (conversion, validation,
+/// building rows: CPU work that reads nothing stored) for the next batch
+/// runs while [`commit`](JobSink::commit) writes the current one.
 pub trait JobSink: Send + Sync + 'static {
-    /// Validates, gates, checks and enrolls `batch`, returning one outcome
-    /// per record in order. Must not return before the enrolled records are
-    /// durable. An `Err` stops the job (the service is unusable); problems
-    /// with single records are outcomes.
+    /// A batch after `prepare`.
+    type Prepared: Send + 'static;
+
+    /// Converts, validates and gates `batch` and does whatever else does not
+    /// depend on what is stored. Problems with single records are carried to
+    /// their outcomes.
+    fn prepare(&self, job: &JobContext, batch: Vec<SourceRecord>) -> impl Future<Output = Self::Prepared> + Send;
+
+    /// Checks and enrolls a prepared batch, returning one outcome per record
+    /// in order. Must not return before the enrolled records are durable. An
+    /// `Err` stops the job (the service is unusable).
+    fn commit(
+        &self,
+        job: &JobContext,
+        batch: Self::Prepared,
+    ) -> impl Future<Output = Result<Vec<Outcome>, EnrollmentError>> + Send;
+
+    /// `prepare` then `commit`.
     fn enroll(
         &self,
         job: &JobContext,
         batch: Vec<SourceRecord>,
-    ) -> impl Future<Output = Result<Vec<Outcome>, EnrollmentError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Outcome>, EnrollmentError>> + Send {
+        async move {
+            let prepared = self.prepare(job, batch).await;
+            self.commit(job, prepared).await
+        }
+    }
 }

@@ -57,6 +57,18 @@ const UNGATED_SCAN_ROWS: usize = 65_536;
 /// leave many small segments behind.
 const BULK_SEGMENT_RECORDS: usize = 1024;
 
+/// Records validated and turned into gallery rows by
+/// [`MatchService::prepare_batch`], waiting for
+/// [`MatchService::commit_batch`].
+pub struct PreparedBatch {
+    /// Records in the batch.
+    n: usize,
+    /// Rows by gallery, with their positions in the batch.
+    groups: BTreeMap<GalleryKey, Vec<(usize, NewRecord)>>,
+    /// Records refused while preparing, with their positions.
+    failed: Vec<(usize, ServiceError)>,
+}
+
 /// Scores iris rows by 1 - Hamming distance for a prepared probe.
 struct IrisScorer<'a> {
     matcher: &'a IrisMatcher,
@@ -261,11 +273,22 @@ impl MatchService {
     /// Enrolls many records; each gallery's share costs one fsync. Each
     /// record gets its own outcome.
     pub async fn enroll_batch(&self, inputs: Vec<EnrollInput>) -> Vec<Result<EnrollOutput>> {
+        let prepared = self.prepare_batch(inputs).await;
+        self.commit_batch(prepared).await
+    }
+
+    /// The CPU half of [`enroll_batch`](Self::enroll_batch): validates the
+    /// records and builds their rows (a millisecond per fingerprint) on the
+    /// search pool. Nothing is stored, so a job can prepare its next batch
+    /// while the current one is being written.
+    pub async fn prepare_batch(&self, inputs: Vec<EnrollInput>) -> PreparedBatch {
         let n = inputs.len();
-        let mut out: Vec<Option<Result<EnrollOutput>>> = (0..n).map(|_| None).collect();
-        let mut groups: BTreeMap<GalleryKey, Vec<(usize, NewRecord)>> = BTreeMap::new();
+        let mut batch = PreparedBatch {
+            n,
+            groups: BTreeMap::new(),
+            failed: Vec::new(),
+        };
         let now_ms = biomatch_enrollment::now_ms();
-        // Building rows is CPU work (a millisecond per fingerprint): on the pool.
         let cfg = self.cfg.clone();
         let prepared = self
             .pool
@@ -277,15 +300,27 @@ impl MatchService {
                     .collect::<Vec<_>>()
             })
             .await;
-        let prepared = match prepared {
-            Ok(p) => p,
-            Err(e) => return (0..n).map(|_| Err(clone_err(&e))).collect(),
-        };
-        for (i, p) in prepared.into_iter().enumerate() {
-            match p {
-                Ok((key, rec)) => groups.entry(key).or_default().push((i, rec)),
-                Err(e) => out[i] = Some(Err(e)),
+        match prepared {
+            Ok(p) => {
+                for (i, p) in p.into_iter().enumerate() {
+                    match p {
+                        Ok((key, rec)) => batch.groups.entry(key).or_default().push((i, rec)),
+                        Err(e) => batch.failed.push((i, e)),
+                    }
+                }
             }
+            Err(e) => batch.failed = (0..n).map(|i| (i, clone_err(&e))).collect(),
+        }
+        batch
+    }
+
+    /// The storing half of [`enroll_batch`](Self::enroll_batch): writes a
+    /// prepared batch durably, one outcome per record in input order.
+    pub async fn commit_batch(&self, batch: PreparedBatch) -> Vec<Result<EnrollOutput>> {
+        let PreparedBatch { n, groups, failed } = batch;
+        let mut out: Vec<Option<Result<EnrollOutput>>> = (0..n).map(|_| None).collect();
+        for (i, e) in failed {
+            out[i] = Some(Err(e));
         }
         let catalog = self.catalog.clone();
         let done = tokio::task::spawn_blocking(move || {

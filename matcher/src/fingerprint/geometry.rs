@@ -160,11 +160,15 @@ impl GrownHull {
                 }
             }
         }
+        // Outside a convex polygon the nearest boundary point lies on an edge
+        // whose line `q` is beyond (or on a vertex of one), so only those
+        // edges need the segment distance, with its division. A hull without
+        // an inside (two points) has no such side: every edge is checked.
         inside
-            || self
-                .edges
-                .iter()
-                .any(|&(a, d, len2)| segment_dist2(a, d, len2, q) <= self.m2)
+            || self.edges.iter().any(|&(a, d, len2)| {
+                (!self.has_inside || d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0) < 0.0)
+                    && segment_dist2(a, d, len2, q) <= self.m2
+            })
     }
 }
 
@@ -217,6 +221,61 @@ mod tests {
         assert!(near_hull(&h, (5.0, 5.0), 0.0));
         assert!(!near_hull(&h, (15.0, 5.0), 4.9));
         assert!(near_hull(&h, (15.0, 5.0), 5.0));
+    }
+
+    #[test]
+    fn the_branch_form_of_angle_diff_equals_rem_euclid() {
+        let reference = |a: f64, b: f64| {
+            let d = (a - b).rem_euclid(TAU);
+            if d >= PI { d - TAU } else { d }
+        };
+        let mut next = crate::test_uniform(7);
+        for _ in 0..200_000 {
+            let (a, b) = (TAU * next(), TAU * next());
+            assert_eq!(angle_diff(a, b).to_bits(), reference(a, b).to_bits(), "{a} {b}");
+            // Outside one turn the general path is taken.
+            let (a, b) = (40.0 * next() - 20.0, 40.0 * next() - 20.0);
+            assert_eq!(angle_diff(a, b).to_bits(), reference(a, b).to_bits(), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn the_grown_hull_equals_the_distance_to_every_edge() {
+        // The definition: inside the polygon, or within the margin of some
+        // edge, checking every edge.
+        let definition = |hull: &[(f64, f64)], q: (f64, f64), margin: f64| {
+            let n = hull.len();
+            let edge = |i: usize| {
+                let (a, b) = (hull[i], hull[(i + 1) % n]);
+                let d = (b.0 - a.0, b.1 - a.1);
+                (a, d, d.0 * d.0 + d.1 * d.1)
+            };
+            let inside = n >= 3
+                && (0..n).all(|i| {
+                    let (a, d, _) = edge(i);
+                    d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0) >= 0.0
+                });
+            inside
+                || (0..n).any(|i| {
+                    let (a, d, len2) = edge(i);
+                    segment_dist2(a, d, len2, q) <= margin * margin
+                })
+        };
+        let mut next = crate::test_uniform(11);
+        let mut near = 0;
+        for round in 0..200 {
+            let count = if round % 10 == 0 { 2 } else { 3 + round % 30 };
+            let pts: Vec<(f64, f64)> = (0..count).map(|_| (300.0 * next(), 400.0 * next())).collect();
+            let hull = convex_hull(&pts);
+            let grown = GrownHull::new(&hull, 50.0);
+            for _ in 0..500 {
+                let q = (500.0 * next() - 100.0, 600.0 * next() - 100.0);
+                let want = definition(&hull, q, 50.0);
+                assert_eq!(grown.contains(q), want, "{hull:?} {q:?}");
+                near += usize::from(want);
+            }
+        }
+        assert!(near > 20_000 && near < 90_000, "{near}");
     }
 
     #[test]
