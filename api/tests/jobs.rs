@@ -107,8 +107,8 @@ async fn a_job_killed_mid_import_resumes_and_enrolls_every_record_exactly_once()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_bulk_segments_killed_mid_import_resumes_exactly_once() {
-    // Batches of 1,024 and more are written as segments of their own.
-    killed_mid_import_and_resumed(2_000).await;
+    // Batches of 4,096 and more are written as segments of their own.
+    killed_mid_import_and_resumed(5_000).await;
 }
 
 /// Starts a 60,000-record job in batches of `batch`, kills the server with
@@ -191,6 +191,27 @@ async fn killed_mid_import_and_resumed(batch: u32) {
     assert_eq!(idx, bad.iter().map(|&i| i as u64).collect::<Vec<_>>());
     assert!(errors[0]["message"].as_str().unwrap().contains("not a valid record"));
     assert_eq!(errors[1]["code"], "INVALID_ARGUMENT");
+
+    // Which write path the batches took: whole segments (the log only for
+    // the records the killed run had in flight), or the log.
+    let info = server
+        .client()
+        .await
+        .gallery_stats(pb::GalleryStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .galleries
+        .into_iter()
+        .find(|g| g.name == "face-64")
+        .expect("the face-64 gallery");
+    if batch >= 4096 {
+        assert!(info.segments >= 5, "{info:?}");
+        assert!(info.unflushed_records < u64::from(batch), "{info:?}");
+    } else {
+        assert_eq!(info.segments, 0, "{info:?}");
+        assert_eq!(info.unflushed_records, (N - bad.len()) as u64, "{info:?}");
+    }
 
     // A second job over the same file enrolls nothing new.
     let again = start(&mut c, "again", spec(&src, 4096)).await;

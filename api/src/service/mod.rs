@@ -52,10 +52,12 @@ pub struct MatchService {
 const UNGATED_SCAN_ROWS: usize = 65_536;
 
 /// A batch of at least this many records for one gallery (an enrollment
-/// job's batch, a large BatchEnroll) is written as a segment of its own
-/// (`Gallery::insert_bulk`) instead of through the log. Smaller ones would
-/// leave many small segments behind.
-const BULK_SEGMENT_RECORDS: usize = 1024;
+/// job's batch, a large EnrollStream batch) is written as a segment of its
+/// own (`Gallery::insert_bulk`) instead of through the log. Smaller ones
+/// go through the log: as segments of their own they would leave thousands
+/// of small segments behind a large import (nothing merges them until an
+/// optimisation or compaction rewrites them).
+const BULK_SEGMENT_RECORDS: usize = 4096;
 
 /// Records validated and turned into gallery rows by
 /// [`MatchService::prepare_batch`], waiting for
