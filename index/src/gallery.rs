@@ -3,7 +3,9 @@
 //! Writes go to the write-ahead log first (fsynced) and then to the in-memory
 //! tail; when the tail reaches `flush_records` it is written out as an
 //! immutable, checksummed segment, the manifest is replaced atomically and the
-//! log is emptied. Deletes are logged tombstones; compaction rewrites the
+//! log is emptied. A large batch can instead go straight to a segment of its
+//! own (`insert_bulk`), after a flush of the tail so that the log never holds
+//! an entry older than a segment. Deletes are logged tombstones; compaction rewrites the
 //! segments that hold deleted rows, so that deleted template bytes are gone
 //! from every data file, the log included.
 //!
