@@ -2,9 +2,10 @@
 //! the reports, then the checkpoint. Reading (with parsing) and preparing
 //! run one batch ahead each, on their own thread and task, so that the CPU
 //! work of later batches overlaps the durable write of the current one; the
-//! checkpoint only ever names committed batches. Enrollment is idempotent by record id, so records
-//! enrolled after the last checkpoint by a run that crashed are found again
-//! and skipped: every record ends up enrolled exactly once.
+//! checkpoint only ever names committed batches. Enrollment is idempotent
+//! by record id, so records enrolled after the last checkpoint by a run
+//! that crashed are found again and skipped: every record ends up enrolled
+//! exactly once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -263,13 +263,7 @@ impl Gallery {
             .collect();
         if let Err(e) = w.wal.append(&refs) {
             error!(gallery = %self.name, error = %e, "write-ahead log append failed");
-            let msg = e.to_string();
-            for &i in &accepted {
-                results[i] = Err(IndexError::Io {
-                    path: self.dir.join(WAL),
-                    source: std::io::Error::other(msg.clone()),
-                });
-            }
+            refuse_all(&mut results, &accepted, &self.dir.join(WAL), &e);
             return results;
         }
         drop(refs);
@@ -323,13 +317,7 @@ impl Gallery {
         })();
         if let Err(e) = written {
             error!(gallery = %self.name, error = %e, "bulk segment write failed");
-            let msg = e.to_string();
-            for &i in &accepted {
-                results[i] = Err(IndexError::Io {
-                    path: self.dir.clone(),
-                    source: std::io::Error::other(msg.clone()),
-                });
-            }
+            refuse_all(&mut results, &accepted, &self.dir, &e);
         }
         results
     }
@@ -770,6 +758,18 @@ impl Gallery {
                 got: v.len(),
             })
         }
+    }
+}
+
+/// Turns the outcome of every admitted record into an I/O error about
+/// `path`: the write that would have stored them failed.
+fn refuse_all(results: &mut [Result<()>], admitted: &[usize], path: &Path, e: &IndexError) {
+    let msg = e.to_string();
+    for &i in admitted {
+        results[i] = Err(IndexError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(msg.clone()),
+        });
     }
 }
 

@@ -33,6 +33,10 @@ const MU_PSI: f64 = 0.01;
 const OMEGA: f64 = 50.0;
 const MIN_VALID_CELLS: f64 = 0.75;
 const MIN_NEIGHBOURS: usize = 2;
+/// Width of a spatial cell.
+const DELTA: f64 = 2.0 * RADIUS / NS as f64;
+/// 2 sigma² of the spatial Gaussian.
+const TWO_VAR: f64 = 2.0 * SIGMA_S * SIGMA_S;
 
 /// One minutia's descriptor.
 #[derive(Clone, Debug, PartialEq)]
@@ -136,11 +140,9 @@ fn gaussian_run(w: f64, lo: usize, hi: usize, step: f64, out: &mut [f64; NS]) {
     if lo > hi {
         return;
     }
-    let delta = 2.0 * RADIUS / NS as f64;
-    let two_var = 2.0 * SIGMA_S * SIGMA_S;
-    let d = w - delta * (lo as f64 - 7.5);
-    let mut g = (-d * d / two_var).exp();
-    let mut ratio = ((2.0 * d * delta - delta * delta) / two_var).exp();
+    let d = w - DELTA * (lo as f64 - 7.5);
+    let mut g = (-d * d / TWO_VAR).exp();
+    let mut ratio = ((2.0 * d * DELTA - DELTA * DELTA) / TWO_VAR).exp();
     for o in &mut out[lo..=hi] {
         *o = g;
         g *= ratio;
@@ -150,9 +152,7 @@ fn gaussian_run(w: f64, lo: usize, hi: usize, step: f64, out: &mut [f64; NS]) {
 
 /// The constant factor by which [`gaussian_run`]'s ratio changes per cell.
 fn gaussian_step() -> f64 {
-    let delta = 2.0 * RADIUS / NS as f64;
-    let two_var = 2.0 * SIGMA_S * SIGMA_S;
-    (-2.0 * delta * delta / two_var).exp()
+    (-2.0 * DELTA * DELTA / TWO_VAR).exp()
 }
 
 /// Cylinders of every minutia that has a valid one (enough valid cells and
@@ -324,10 +324,9 @@ mod tests {
         let min_cells = (MIN_VALID_CELLS * f64::from(cells_in_circle())).ceil() as u32;
         let mut out = Vec::new();
         for (m_i, m) in points.iter().enumerate() {
-            let mut neighbours_of = Vec::new();
-            neighbours(points, m_i, &mut neighbours_of);
-            let neighbours = neighbours_of;
-            if neighbours.len() < MIN_NEIGHBOURS {
+            let mut near = Vec::new();
+            neighbours(points, m_i, &mut near);
+            if near.len() < MIN_NEIGHBOURS {
                 continue;
             }
             let (s, c) = m.theta.sin_cos();
@@ -348,7 +347,7 @@ mod tests {
                     }
                     for k in 0..ND {
                         let centre = -PI + (k as f64 + 0.5) * TAU / ND as f64;
-                        let acc: f64 = neighbours
+                        let acc: f64 = near
                             .iter()
                             .map(|t| {
                                 let d2 = (t.x - px).powi(2) + (t.y - py).powi(2);
