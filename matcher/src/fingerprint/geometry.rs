@@ -82,7 +82,11 @@ pub struct GrownHull {
     bbox: (f64, f64, f64, f64),
     /// Whether the hull has an inside (three points or more).
     has_inside: bool,
+    /// The squared margin.
     m2: f64,
+    /// Per edge, the bound on its squared cross product beyond which a
+    /// point lies farther than the margin from the edge's line.
+    far: Vec<f64>,
 }
 
 impl GrownHull {
@@ -114,8 +118,13 @@ impl GrownHull {
                 )
             },
         );
+        let far = edges
+            .iter()
+            .map(|e: &Edge| margin * margin * e.2 * (1.0 + 1e-9))
+            .collect();
         GrownHull {
             edges,
+            far,
             point: (n == 1).then(|| hull[0]),
             bbox,
             has_inside: n >= 3,
@@ -146,29 +155,31 @@ impl GrownHull {
         if let Some(p) = self.point {
             return dist2(p, q) <= self.m2;
         }
+        if !self.has_inside {
+            // Two points: one edge each way, no inner side to test.
+            return self
+                .edges
+                .iter()
+                .any(|&(a, d, len2)| segment_dist2(a, d, len2, q) <= self.m2);
+        }
         // One pass over the edges: inside when on the inner side of all;
         // out for sure when farther than the margin beyond any edge's line
         // (the distance to a convex hull is at least that), which settles
-        // most cells far outside without the segment distances.
-        let mut inside = self.has_inside;
-        for &(a, d, len2) in &self.edges {
+        // most cells far outside early. Outside a convex polygon the nearest
+        // boundary point lies on an edge whose line `q` is beyond, so only
+        // those edges need the segment distance, with its division.
+        let (mut inside, mut near) = (true, false);
+        for (&(a, d, len2), &far) in self.edges.iter().zip(&self.far) {
             let cross = d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0);
             if cross < 0.0 {
-                inside = false;
-                if cross * cross > self.m2 * len2 * (1.0 + 1e-9) {
+                if cross * cross > far {
                     return false;
                 }
+                inside = false;
+                near = near || segment_dist2(a, d, len2, q) <= self.m2;
             }
         }
-        // Outside a convex polygon the nearest boundary point lies on an edge
-        // whose line `q` is beyond (or on a vertex of one), so only those
-        // edges need the segment distance, with its division. A hull without
-        // an inside (two points) has no such side: every edge is checked.
-        inside
-            || self.edges.iter().any(|&(a, d, len2)| {
-                (!self.has_inside || d.0 * (q.1 - a.1) - d.1 * (q.0 - a.0) < 0.0)
-                    && segment_dist2(a, d, len2, q) <= self.m2
-            })
+        inside || near
     }
 }
 

@@ -4,6 +4,7 @@
 mod cylinder;
 pub mod geometry;
 pub mod iso;
+mod lanes;
 mod matcher;
 pub mod screen;
 mod stored;
