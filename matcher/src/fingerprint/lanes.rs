@@ -69,7 +69,13 @@ pub(super) fn erf<L: Lanes>(x: L) -> L {
     let a = x.max(zero.sub(x));
     let t = L::splat(1.0).div(L::splat(1.0).add(L::splat(0.327_591_1).mul(a)));
     // The published coefficients, rounded to f32.
-    const A: [f64; 5] = [1.061_405_429, -1.453_152_027, 1.421_413_741, -0.284_496_736, 0.254_829_592];
+    const A: [f64; 5] = [
+        1.061_405_429,
+        -1.453_152_027,
+        1.421_413_741,
+        -0.284_496_736,
+        0.254_829_592,
+    ];
     let mut p = L::splat(A[0] as f32);
     for c in &A[1..] {
         p = p.mul(t).add(L::splat(*c as f32));
