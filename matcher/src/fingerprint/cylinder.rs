@@ -224,17 +224,17 @@ pub fn cylinders(points: &[Point]) -> Vec<Cylinder> {
     cylinders_portable(points)
 }
 
-/// [`cylinders_portable`] compiled with AVX-512F, where a row of 16 f32
-/// cells is one register.
+/// The build on AVX-512F lanes: a row of 16 f32 cells is one register, and
+/// the scalar code around it compiles with AVX-512 too.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn cylinders_avx512(points: &[Point]) -> Vec<Cylinder> {
     cylinders_with::<lanes::Avx512>(points)
 }
 
-/// [`cylinders_portable`] compiled with AVX2 enabled, so that the cell loops
-/// use 256-bit vectors. Rust never fuses multiplies and adds on its own, so
-/// the result is bit-for-bit the portable one.
+/// The build on AVX2 lanes: a row of cells is two 256-bit registers. Its
+/// lane operations are the same IEEE operations as the portable ones (no
+/// fused multiply-add), so the result is bit-for-bit the portable one.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn cylinders_avx2(points: &[Point]) -> Vec<Cylinder> {
