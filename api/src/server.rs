@@ -114,8 +114,8 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     let keeper = svc.clone();
     let erase_interval = Duration::from_secs(cfg.ann.erase_interval_secs);
     let auto_optimize = cfg.ann.auto_optimize;
+    let clock = crate::service::EraseClock::open(cfg.storage.data_dir.join("erase-clock.json"));
     tokio::spawn(async move {
-        let clock = crate::service::EraseClock::default();
         loop {
             tokio::time::sleep(interval).await;
             keeper.maintain(&clock, erase_interval, auto_optimize).await;

@@ -228,3 +228,80 @@ async fn the_background_optimiser_indexes_a_growing_gallery() {
     let got = ids(&mut c, search(&x[2000], pb::SearchMode::Ann, 0)).await;
     assert_eq!(got[0], "lfw-2000");
 }
+
+/// Waits up to `limit` for the face gallery's pending deletes to reach
+/// `want`, and returns the last count seen.
+async fn pending_after(c: &mut MatcherClient<Channel>, want: u64, limit: Duration) -> u64 {
+    let start = Instant::now();
+    loop {
+        let pending = face_info(c).await.pending_deletes;
+        if pending == want || start.elapsed() >= limit {
+            return pending;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn delete(c: &mut MatcherClient<Channel>, id: &str, purge: bool) {
+    c.delete(pb::DeleteRequest {
+        target: Some(pb::delete_request::Target::RecordId(id.into())),
+        purge,
+    })
+    .await
+    .unwrap();
+}
+
+/// The background purge of indexed segments keeps its erase interval across
+/// a restart: the time of the last purge is kept in the data directory, so
+/// a restart neither rebuilds the graph at once nor forgets the interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_erase_interval_holds_across_a_restart() {
+    let x = lfw();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let env = [
+        ("BIOMATCH_ANN_MIN_RECORDS", "1000"),
+        ("BIOMATCH_ANN_SHARDS", "1"),
+        ("BIOMATCH_ANN_AUTO_OPTIMIZE", "false"),
+        ("BIOMATCH_FLUSH_RECORDS", "700"),
+        ("BIOMATCH_COMPACTION_INTERVAL_SECS", "1"),
+        ("BIOMATCH_ANN_ERASE_INTERVAL_SECS", "3600"),
+    ];
+    let server = Server::start(&data, &env);
+    let mut c = server.client().await;
+    enroll_lfw(&mut c, &x, 0..1200).await;
+    c.optimize_gallery(pb::OptimizeGalleryRequest {
+        modality: pb::Modality::Face as i32,
+        dimension: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(face_info(&mut c).await.indexed_records, 1200);
+
+    // Never purged before: the first delete's bytes leave at the next pass,
+    // and the time of that purge is written down.
+    delete(&mut c, "lfw-0", false).await;
+    assert_eq!(pending_after(&mut c, 0, Duration::from_secs(60)).await, 0);
+    assert!(data.join("erase-clock.json").is_file());
+    assert_eq!(face_info(&mut c).await.indexed_records, 1199);
+
+    // Within the hour the next delete waits, before a restart and after.
+    delete(&mut c, "lfw-1", false).await;
+    assert_eq!(pending_after(&mut c, 0, Duration::from_secs(4)).await, 1);
+    server.stop();
+    let server = Server::start(&data, &env);
+    let mut c = server.client().await;
+    assert_eq!(
+        pending_after(&mut c, 0, Duration::from_secs(5)).await,
+        1,
+        "a restart must not purge the indexed segment before the interval"
+    );
+
+    // A delete with purge erases at once, whatever the clock says.
+    delete(&mut c, "lfw-2", true).await;
+    let info = face_info(&mut c).await;
+    assert_eq!(
+        (info.pending_deletes, info.indexed_records, info.records),
+        (0, 1197, 1197)
+    );
+}

@@ -2,8 +2,9 @@
 //! optimisation, the background upkeep of embedding galleries' graphs, and
 //! the shortlist of a screened fingerprint search.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use biomatch_index::Gallery;
 use biomatch_index::ann::{AnnQuery, SearchMode};
@@ -89,8 +90,79 @@ pub(super) fn screen_shortlist(g: &Gallery, mode: SearchMode, penetration: f32, 
 /// When each gallery's indexed segments were last compacted, so that the
 /// background task rebuilds a graph to erase deleted templates at most once
 /// per erase interval instead of after every delete.
-#[derive(Default)]
-pub struct EraseClock(Mutex<HashMap<String, Instant>>);
+///
+/// The times are wall-clock milliseconds kept in a file of the data
+/// directory: a clock that started empty at every start would purge at once
+/// after a restart (a graph rebuild that takes minutes at a million rows),
+/// and one that started full would postpone erasure for as long as restarts
+/// kept coming. A gallery without an entry, a time in the future (the system
+/// clock went back) or an unreadable file all make the purge due: erasure
+/// errs on the early side.
+pub struct EraseClock {
+    /// Where the clock is kept.
+    path: PathBuf,
+    /// Gallery name to the time of its last full compaction, Unix ms.
+    last: Mutex<BTreeMap<String, u64>>,
+}
+
+impl EraseClock {
+    /// The clock kept at `path`; empty when the file is absent, and empty
+    /// with a warning when it cannot be read.
+    pub fn open(path: PathBuf) -> EraseClock {
+        let last = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                warn!(path = %path.display(), error = %e, "erase clock unreadable; purges are due now");
+                BTreeMap::new()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "erase clock unreadable; purges are due now");
+                BTreeMap::new()
+            }
+        };
+        EraseClock {
+            path,
+            last: Mutex::new(last),
+        }
+    }
+
+    /// Whether `gallery`'s indexed segments are due for a purge at `now_ms`.
+    pub fn is_due(&self, gallery: &str, interval: Duration, now_ms: u64) -> bool {
+        self.last
+            .lock()
+            .get(gallery)
+            .is_none_or(|&t| now_ms < t || now_ms - t >= interval.as_millis() as u64)
+    }
+
+    /// Records full compactions of `galleries` at `now_ms` and saves the
+    /// clock (a new file renamed over the old one). A failed save is logged:
+    /// it only makes the next purge come early.
+    pub fn record(&self, galleries: &[String], now_ms: u64) {
+        if galleries.is_empty() {
+            return;
+        }
+        let mut last = self.last.lock();
+        for g in galleries {
+            last.insert(g.clone(), now_ms);
+        }
+        let path = &self.path;
+        let tmp = path.with_extension("tmp");
+        let saved = serde_json::to_vec(&*last)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = saved {
+            warn!(path = %path.display(), error = %e, "could not save the erase clock");
+        }
+    }
+}
+
+/// Now as Unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 impl MatchService {
     /// Optimises one FACE or VOICE gallery now (see `Gallery::optimize`).
@@ -119,15 +191,13 @@ impl MatchService {
     /// embedding galleries that have outgrown their graphs.
     pub async fn maintain(&self, clock: &EraseClock, erase_interval: Duration, auto_optimize: bool) {
         let catalog = self.catalog.clone();
-        let due: Vec<String> = {
-            let last = clock.0.lock();
-            catalog
-                .ready()
-                .iter()
-                .filter(|g| last.get(g.name()).is_none_or(|t| t.elapsed() >= erase_interval))
-                .map(|g| g.name().to_string())
-                .collect()
-        };
+        let now = unix_ms();
+        let due: Vec<String> = catalog
+            .ready()
+            .iter()
+            .filter(|g| clock.is_due(g.name(), erase_interval, now))
+            .map(|g| g.name().to_string())
+            .collect();
         let done = tokio::task::spawn_blocking(move || {
             let mut full = Vec::new();
             for g in catalog.ready() {
@@ -154,10 +224,49 @@ impl MatchService {
         })
         .await;
         if let Ok(full) = done {
-            let mut last = clock.0.lock();
-            for name in full {
-                last.insert(name, Instant::now());
-            }
+            clock.record(&full, unix_ms());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3_600);
+    const T0: u64 = 1_800_000_000_000;
+
+    #[test]
+    fn the_erase_clock_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("erase-clock.json");
+        let clock = EraseClock::open(path.clone());
+        assert!(clock.is_due("face-128", HOUR, T0), "never purged: due");
+        clock.record(&["face-128".to_string()], T0);
+        assert!(!clock.is_due("face-128", HOUR, T0 + 3_599_999));
+        assert!(clock.is_due("face-128", HOUR, T0 + 3_600_000));
+        assert!(
+            clock.is_due("voice-256", HOUR, T0),
+            "another gallery keeps its own time"
+        );
+
+        // A restart reads the same times back.
+        let reopened = EraseClock::open(path);
+        assert!(!reopened.is_due("face-128", HOUR, T0 + 60_000));
+        assert!(reopened.is_due("face-128", HOUR, T0 + 3_600_000));
+        // A clock set back before the last purge errs on the early side.
+        assert!(reopened.is_due("face-128", HOUR, T0 - 1));
+    }
+
+    #[test]
+    fn an_unreadable_erase_clock_makes_purges_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("erase-clock.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let clock = EraseClock::open(path.clone());
+        assert!(clock.is_due("face-128", HOUR, T0));
+        // The next record replaces the damaged file with a good one.
+        clock.record(&["face-128".to_string()], T0);
+        assert!(!EraseClock::open(path).is_due("face-128", HOUR, T0 + 1));
     }
 }
