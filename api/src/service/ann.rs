@@ -157,13 +157,6 @@ impl EraseClock {
     }
 }
 
-/// Now as Unix milliseconds.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl MatchService {
     /// Optimises one FACE or VOICE gallery now (see `Gallery::optimize`).
     pub async fn optimize(&self, modality: Modality, dim: Option<usize>) -> Result<OptimizeOutput> {
@@ -191,7 +184,7 @@ impl MatchService {
     /// embedding galleries that have outgrown their graphs.
     pub async fn maintain(&self, clock: &EraseClock, erase_interval: Duration, auto_optimize: bool) {
         let catalog = self.catalog.clone();
-        let now = unix_ms();
+        let now = biomatch_enrollment::now_ms();
         let due: Vec<String> = catalog
             .ready()
             .iter()
@@ -224,7 +217,7 @@ impl MatchService {
         })
         .await;
         if let Ok(full) = done {
-            clock.record(&full, unix_ms());
+            clock.record(&full, biomatch_enrollment::now_ms());
         }
     }
 }
