@@ -39,6 +39,11 @@ def main():
             by = {run["ef"]: run for run in r["runs"]}
             cells = [f"{by[e]['recall_at_k']:.4f} @ {by[e]['qps']:,.0f}" if e in by else "" for e in efs]
             print(f"| {r['engine']} | " + " | ".join(cells) + " |")
+        for row in d.get("summary", []):
+            per = row.get("qps_ratio_per_round")
+            if per and row["engine"] != "hnswlib":
+                print(f"\n{row['engine']}: QPS ratio to hnswlib per timing round: "
+                      + ", ".join(f"{x:.2f}" for x in per))
         extra = next((r for r in d["results"] if r["engine"] == "biomatch"), None)
         if extra:
             print(f"\nbiomatch: graph file {extra['graph_file_bytes'] / 2**20:,.0f} MiB, opened in "

@@ -7,6 +7,12 @@ efConstruction), one run on one machine. For each engine: build time, memory
 added by the index, and for each search beam width the queries per second
 (all queries, spread over the threads) and recall@k against exact search.
 
+Every index is built first; then the searches are timed in --rounds rounds,
+each engine once per round in a rotating order. A round's QPS is the best of
+--repeats passes; the reported QPS is the median over rounds, and the
+summary also lists each round's ratio to hnswlib, so the spread the shared
+machine adds is visible next to the ratio.
+
 Datasets:
   synthetic:N:D   clustered unit vectors (N/100 identities, ~100 samples
                   each; probes are new samples of enrolled identities)
@@ -16,7 +22,8 @@ Datasets:
 
 usage: ann_vs_hnswlib_faiss.py --data synthetic:1000000:128 [--threads 2]
            [--queries 1000] [--m 16] [--ef-construction 100]
-           [--ef 16,32,64,96,128,200] [--out bench-out/ann.json]
+           [--ef 16,32,64,96,128,200] [--rounds 3] [--repeats 3]
+           [--out bench-out/ann.json]
 needs: pip install -r benches/peers/requirements.txt
        cargo build --release -p biomatch-benches --bin ann_bench
 """
@@ -95,81 +102,117 @@ def timed_runs(search, xq, truth, k, efs, repeats):
     return runs
 
 
-def run_hnswlib(xb, xq, truth, a):
-    import hnswlib
+class Engine:
+    """A built index: what its build cost, and a way to time its searches."""
 
+    def __init__(self, name, version, build_s, rss_delta_bytes, timed, extra=None):
+        self.name, self.version = name, version
+        self.build_s, self.rss_delta_bytes = build_s, rss_delta_bytes
+        self.timed = timed  # () -> [{"ef", "qps", "recall_at_k"}]
+        self.extra = extra or {}
+        self.rounds = []
+
+
+def in_process(name, version, build, search_of, xq, truth, a):
     before = rss()
     t = time.perf_counter()
-    index = hnswlib.Index(space="ip", dim=xb.shape[1])
-    index.init_index(max_elements=len(xb), M=a.m, ef_construction=a.ef_construction, random_seed=1)
-    index.add_items(xb, num_threads=a.threads)
-    build = time.perf_counter() - t
+    index = build()
+    build_s = time.perf_counter() - t
     mem = rss() - before
-
-    def search(ef):
-        index.set_ef(max(ef, a.k))
-        return index.knn_query(xq, k=a.k, num_threads=a.threads)[0]
-
-    out = {"engine": "hnswlib", "version": getattr(hnswlib, "__version__", "0.8"), "build_s": build, "rss_delta_bytes": mem}
-    out["runs"] = timed_runs(search, xq, truth, a.k, a.efs, a.repeats)
-    del index
-    gc.collect()
-    return out
+    search = search_of(index)
+    return Engine(name, version, build_s, mem, lambda: timed_runs(search, xq, truth, a.k, a.efs, a.repeats))
 
 
-def run_faiss(xb, xq, truth, a):
+def build_hnswlib(xb, xq, truth, a):
+    import hnswlib
+
+    def build():
+        index = hnswlib.Index(space="ip", dim=xb.shape[1])
+        index.init_index(max_elements=len(xb), M=a.m, ef_construction=a.ef_construction, random_seed=1)
+        index.add_items(xb, num_threads=a.threads)
+        return index
+
+    def search_of(index):
+        def search(ef):
+            index.set_ef(max(ef, a.k))
+            return index.knn_query(xq, k=a.k, num_threads=a.threads)[0]
+        return search
+
+    return in_process("hnswlib", getattr(hnswlib, "__version__", "0.8"), build, search_of, xq, truth, a)
+
+
+def build_faiss(xb, xq, truth, a):
     import faiss
 
     faiss.omp_set_num_threads(a.threads)
-    before = rss()
-    t = time.perf_counter()
-    index = faiss.IndexHNSWFlat(xb.shape[1], a.m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = a.ef_construction
-    index.add(xb)
-    build = time.perf_counter() - t
-    mem = rss() - before
 
-    def search(ef):
-        index.hnsw.efSearch = max(ef, a.k)
-        return index.search(xq, a.k)[1]
+    def build():
+        index = faiss.IndexHNSWFlat(xb.shape[1], a.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = a.ef_construction
+        index.add(xb)
+        return index
 
-    out = {"engine": "faiss IndexHNSWFlat", "version": faiss.__version__, "build_s": build, "rss_delta_bytes": mem}
-    out["runs"] = timed_runs(search, xq, truth, a.k, a.efs, a.repeats)
-    del index
-    gc.collect()
-    return out
+    def search_of(index):
+        def search(ef):
+            index.hnsw.efSearch = max(ef, a.k)
+            return index.search(xq, a.k)[1]
+        return search
+
+    return in_process("faiss IndexHNSWFlat", faiss.__version__, build, search_of, xq, truth, a)
 
 
-def run_usearch(xb, xq, truth, a, dtype):
+def build_usearch(xb, xq, truth, a, dtype):
     from usearch.index import Index
     import usearch
 
-    before = rss()
-    t = time.perf_counter()
-    index = Index(ndim=xb.shape[1], metric="ip", dtype=dtype, connectivity=a.m, expansion_add=a.ef_construction)
-    index.add(np.arange(len(xb)), xb, threads=a.threads)
-    build = time.perf_counter() - t
-    mem = rss() - before
+    def build():
+        index = Index(ndim=xb.shape[1], metric="ip", dtype=dtype, connectivity=a.m, expansion_add=a.ef_construction)
+        index.add(np.arange(len(xb)), xb, threads=a.threads)
+        return index
 
-    def search(ef):
-        index.expansion_search = max(ef, a.k)
-        return index.search(xq, a.k, threads=a.threads).keys
+    def search_of(index):
+        def search(ef):
+            index.expansion_search = max(ef, a.k)
+            return index.search(xq, a.k, threads=a.threads).keys
+        return search
 
-    out = {"engine": f"usearch {dtype}", "version": usearch.__version__, "build_s": build, "rss_delta_bytes": mem}
-    out["runs"] = timed_runs(search, xq, truth, a.k, a.efs, a.repeats)
-    del index
-    gc.collect()
-    return out
+    return in_process(f"usearch {dtype}", usearch.__version__, build, search_of, xq, truth, a)
 
 
-def run_biomatch(gallery, queries, truth_path, a):
+def build_biomatch(gallery, queries, truth_path, a):
+    """Builds the graph in a first ann_bench run (which also times a first
+    round, discarded like every engine's warm-up); later rounds reuse the
+    graph file and skip the quantisation check."""
     exe = ROOT / "target/release/ann_bench"
     cmd = [str(exe), "--gallery", str(gallery), "--queries", str(queries), "--truth", str(truth_path),
            "--threads", str(a.threads), "--m", str(a.m), "--ef-construction", str(a.ef_construction),
            "--ef", ",".join(map(str, a.efs)), "--k", str(a.k), "--repeats", str(a.repeats),
            "--graph", str(Path(a.work) / "biomatch.hnsw")]
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(res.stdout)
+    Path(a.work, "biomatch.hnsw").unlink(missing_ok=True)
+    first = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+    def timed():
+        res = subprocess.run(cmd + ["--reuse", "--no-quant-check"], check=True, capture_output=True, text=True)
+        return json.loads(res.stdout)["runs"]
+
+    extra = {k: first[k] for k in ("isa", "open_s", "graph_file_bytes", "int8_rescore_top_k_identical_to_exact")}
+    return Engine("biomatch", "this tree", first["build_s"], first["rss_delta_bytes"], timed, extra)
+
+
+def median_runs(rounds):
+    """Per beam width, the median QPS over rounds (recall is the same in every round)."""
+    out = []
+    for i, run in enumerate(rounds[0]):
+        qps = sorted(r[i]["qps"] for r in rounds)
+        out.append({"ef": run["ef"], "qps": qps[len(qps) // 2], "recall_at_k": run["recall_at_k"]})
+    return out
+
+
+def per_round_ratio(r, ref, ef, ref_ef):
+    """Each round's QPS ratio at the two engines' chosen beam widths."""
+    def qps(runs, e):
+        return next(x["qps"] for x in runs if x["ef"] == e)
+    return [qps(a, ef) / qps(b, ref_ef) for a, b in zip(r["rounds"], ref["rounds"])]
 
 
 def at_recall(runs, target):
@@ -186,7 +229,8 @@ def main():
     p.add_argument("--ef-construction", type=int, default=100)
     p.add_argument("--ef", default="16,32,64,96,128,200")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="passes per beam width in a round; the best counts")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the median counts")
     p.add_argument("--engines", default="biomatch,hnswlib,faiss")
     p.add_argument("--work", default="target/ann-work")
     p.add_argument("--out", default=None)
@@ -207,19 +251,30 @@ def main():
     np.save(qpath, xq)
     np.save(tpath, truth.astype(np.float32))
 
-    results = []
+    engines = []
     for engine in a.engines.split(","):
-        print(f"== {engine}", file=sys.stderr, flush=True)
+        print(f"== build {engine}", file=sys.stderr, flush=True)
         if engine == "biomatch":
-            results.append(run_biomatch(gpath, qpath, tpath, a))
+            engines.append(build_biomatch(gpath, qpath, tpath, a))
         elif engine == "hnswlib":
-            results.append(run_hnswlib(xb, xq, truth, a))
+            engines.append(build_hnswlib(xb, xq, truth, a))
         elif engine == "faiss":
-            results.append(run_faiss(xb, xq, truth, a))
+            engines.append(build_faiss(xb, xq, truth, a))
         elif engine in ("usearch", "usearch-i8"):
-            results.append(run_usearch(xb, xq, truth, a, "f32" if engine == "usearch" else "i8"))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            engines.append(build_usearch(xb, xq, truth, a, "f32" if engine == "usearch" else "i8"))
+        else:
+            sys.exit(f"unknown engine {engine}")
+    # Searches are timed in rounds, every engine once per round and the
+    # order rotating, so that a slow spell of the shared machine lands on
+    # all engines alike instead of on whichever ran during it.
+    for rnd in range(a.rounds):
+        shift = rnd % len(engines)
+        for e in engines[shift:] + engines[:shift]:
+            e.rounds.append(e.timed())
+            print(f"round {rnd + 1} {e.name}: " + json.dumps(e.rounds[-1]), file=sys.stderr, flush=True)
 
+    results = [dict(engine=e.name, version=e.version, build_s=e.build_s, rss_delta_bytes=e.rss_delta_bytes,
+                    runs=median_runs(e.rounds), rounds=e.rounds, **e.extra) for e in engines]
     ref = next((r for r in results if r["engine"] == "hnswlib"), None)
     summary = []
     for r in results:
@@ -230,10 +285,12 @@ def main():
             rb = at_recall(ref["runs"], 0.95)
             if best and rb:
                 row["qps_ratio_vs_hnswlib"] = best["qps"] / rb["qps"]
+                row["qps_ratio_per_round"] = per_round_ratio(r, ref, best["ef"], rb["ef"])
             row["build_ratio_vs_hnswlib"] = r["build_s"] / ref["build_s"]
         summary.append(row)
     doc = {"data": a.data, "n": len(xb), "dim": xb.shape[1], "queries": len(xq), "threads": a.threads,
-           "m": a.m, "ef_construction": a.ef_construction, "k": k, "results": results, "summary": summary}
+           "m": a.m, "ef_construction": a.ef_construction, "k": k, "rounds": a.rounds, "results": results,
+           "summary": summary}
     text = json.dumps(doc, indent=2)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

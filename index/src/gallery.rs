@@ -460,7 +460,9 @@ impl Gallery {
             return self.scan_blocks(st, s, score, &|x| x == b);
         }
         let mut top = TopK::new(s.k);
-        for (row, _) in found.into_iter().take(rescore) {
+        let found = &found[..rescore.min(found.len())];
+        crate::ann::prefetch_rows(found.iter().map(|&(row, _)| slot.seg.vector(row as usize)));
+        for &(row, _) in found {
             let score = self.kernels.dot(probe, slot.seg.vector(row as usize));
             if score >= s.min_score {
                 top.push(score, ((b as u64) << 32) | u64::from(row));

@@ -14,6 +14,7 @@ mod space;
 
 pub use build::HnswParams;
 pub use graph::Graph;
+pub use space::prefetch_rows;
 
 /// How a search treats segments that carry a graph.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
