@@ -127,8 +127,8 @@ pub(crate) struct Scratch {
 ///
 /// Why bits: a search checks every neighbour it meets, in no order. With a
 /// 4-byte stamp per node a million-row graph has a 4 MiB visited array, and
-/// that check was the most expensive load of the walk (profiled at 1M x
-/// 128); as bits it is 125 KiB and stays in the core's L2.
+/// that check was the second most expensive load of the walk (profiled at
+/// 1M x 128); as bits it is 125 KiB and stays in the core's L2.
 pub(crate) struct Visited {
     bits: Vec<u64>,
     marked: Vec<u32>,
