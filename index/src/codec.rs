@@ -7,6 +7,14 @@ use std::collections::BTreeMap;
 
 use crate::record::RecordMeta;
 
+/// The bytes of `x` in memory order, which is the files' little-endian order
+/// on the targets we build for.
+pub(crate) fn f32_bytes(x: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and any bit pattern is a valid u8; u8 has
+    // alignment 1.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
+}
+
 /// Appends little-endian values to a buffer.
 #[derive(Default)]
 pub(crate) struct Enc(pub Vec<u8>);

@@ -15,7 +15,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` atomically: a temporary file is written and
 /// fsynced, renamed over `path`, and the directory fsynced. A crash leaves
 /// either the old file or the new one, never a mix.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).map_err(io_err(&tmp))?;

@@ -32,6 +32,7 @@ mod wal;
 
 pub use catalog::{Catalog, Entry};
 pub use error::{IndexError, Result};
+pub use fsutil::write_atomic;
 pub use gallery::{Gallery, GalleryOptions, GalleryStats, NewRecord, RowScorer, Search, SearchHit, StoredRecord};
 pub use record::RecordMeta;
 pub use rewrite::OptimizeReport;

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use crate::codec::{Dec, Enc};
+use crate::codec::{Dec, Enc, f32_bytes};
 use crate::error::{Result, corrupt, io_err};
 use crate::fsutil::sync_dir;
 use crate::record::RecordMeta;
@@ -75,9 +75,7 @@ impl Segment {
             let mut rows = 0usize;
             for v in vectors {
                 assert_eq!(v.len(), dim, "segment row of wrong length");
-                // SAFETY: f32 has no padding and any bit pattern is a valid u8;
-                // the file format is little-endian, like this target.
-                let b = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 4) };
+                let b = f32_bytes(v);
                 vcrc.update(b);
                 w.write_all(b).map_err(io_err(&tmp))?;
                 rows += 1;

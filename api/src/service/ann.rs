@@ -110,16 +110,13 @@ impl EraseClock {
     /// with a warning when it cannot be read.
     pub fn open(path: PathBuf) -> EraseClock {
         let last = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                warn!(path = %path.display(), error = %e, "erase clock unreadable; purges are due now");
-                BTreeMap::new()
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "erase clock unreadable; purges are due now");
-                BTreeMap::new()
-            }
-        };
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            read => read.and_then(|bytes| serde_json::from_slice(&bytes).map_err(std::io::Error::other)),
+        }
+        .unwrap_or_else(|e| {
+            warn!(path = %path.display(), error = %e, "erase clock unreadable; purges are due now");
+            BTreeMap::new()
+        });
         EraseClock {
             path,
             last: Mutex::new(last),
@@ -135,24 +132,21 @@ impl EraseClock {
     }
 
     /// Records full compactions of `galleries` at `now_ms` and saves the
-    /// clock (a new file renamed over the old one). A failed save is logged:
-    /// it only makes the next purge come early.
+    /// clock with the index's atomic file replacement. A failed save is
+    /// logged: it only makes the next purge come early.
     pub fn record(&self, galleries: &[String], now_ms: u64) {
         if galleries.is_empty() {
             return;
         }
-        let mut last = self.last.lock();
-        for g in galleries {
-            last.insert(g.clone(), now_ms);
-        }
-        let path = &self.path;
-        let tmp = path.with_extension("tmp");
-        let saved = serde_json::to_vec(&*last)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = saved {
-            warn!(path = %path.display(), error = %e, "could not save the erase clock");
+        let bytes = {
+            let mut last = self.last.lock();
+            for g in galleries {
+                last.insert(g.clone(), now_ms);
+            }
+            serde_json::to_vec(&*last).expect("a map of strings to integers serialises")
+        };
+        if let Err(e) = biomatch_index::write_atomic(&self.path, &bytes) {
+            warn!(path = %self.path.display(), error = %e, "could not save the erase clock");
         }
     }
 }

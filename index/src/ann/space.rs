@@ -6,6 +6,8 @@ use std::collections::BinaryHeap;
 
 use biomatch_kernels::{Kernels, quantize_i8};
 
+use crate::codec::f32_bytes;
+
 /// Int8 codes of `n` rows of `dim` values, with one scale per row.
 #[derive(Clone, Copy)]
 pub(crate) struct Codes<'a> {
@@ -43,14 +45,8 @@ impl<'a> Codes<'a> {
         let row = self.row(i);
         // SAFETY: i8 and u8 have the same layout.
         prefetch_bytes(unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), row.len()) });
-        prefetch_bytes(bytemuck_f32(std::slice::from_ref(&self.scales[i as usize])));
+        prefetch_bytes(f32_bytes(std::slice::from_ref(&self.scales[i as usize])));
     }
-}
-
-/// The bytes of `x`.
-fn bytemuck_f32(x: &[f32]) -> &[u8] {
-    // SAFETY: any f32 is four initialised bytes; u8 has alignment 1.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
 }
 
 /// Hints the CPU to start loading every f32 row of `rows`, before a loop
@@ -58,7 +54,7 @@ fn bytemuck_f32(x: &[f32]) -> &[u8] {
 /// anywhere in a segment, and issued together their misses overlap.
 pub fn prefetch_rows<'a>(rows: impl IntoIterator<Item = &'a [f32]>) {
     for row in rows {
-        prefetch_bytes(bytemuck_f32(row));
+        prefetch_bytes(f32_bytes(row));
     }
 }
 
