@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Graph ANN search: biomatch vs hnswlib and faiss-cpu IndexHNSWFlat (and
-usearch, f32 and i8, for the library comparison in docs/ann.md).
+usearch, f32 and i8, and the Rust crate hnsw_rs, for the library comparison
+in docs/ann.md).
 
 Same data, same ground truth, same thread count, same graph parameters (M,
 efConstruction), one run on one machine. For each engine: build time, memory
@@ -26,6 +27,8 @@ usage: ann_vs_hnswlib_faiss.py --data synthetic:1000000:128 [--threads 2]
            [--out bench-out/ann.json]
 needs: pip install -r benches/peers/requirements.txt
        cargo build --release -p biomatch-benches --bin ann_bench
+       for --engines ...,hnsw_rs also:
+       cargo build --release -p biomatch-benches --features hnsw-rs --bin hnsw_rs_bench
 """
 import argparse
 import gc
@@ -199,6 +202,25 @@ def build_biomatch(gallery, queries, truth_path, a):
     return Engine("biomatch", "this tree", first["build_s"], first["rss_delta_bytes"], timed, extra)
 
 
+def build_hnsw_rs(gallery, queries, truth_path, a):
+    """hnsw_rs, the Rust crate, in a process that keeps its index in memory:
+    it prints its build figures, then one line of timed runs per line it
+    reads, so every round searches the same index."""
+    exe = ROOT / "target/release/hnsw_rs_bench"
+    cmd = [str(exe), "--gallery", str(gallery), "--queries", str(queries), "--truth", str(truth_path),
+           "--threads", str(a.threads), "--m", str(a.m), "--ef-construction", str(a.ef_construction),
+           "--ef", ",".join(map(str, a.efs)), "--k", str(a.k), "--repeats", str(a.repeats)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    built = json.loads(proc.stdout.readline())
+
+    def timed():
+        proc.stdin.write("run\n")
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline())["runs"]
+
+    return Engine("hnsw_rs", "0.3 (crates.io)", built["build_s"], built["rss_delta_bytes"], timed)
+
+
 def median_runs(rounds):
     """Per beam width, the median QPS over rounds (recall is the same in every round)."""
     out = []
@@ -256,6 +278,8 @@ def main():
         print(f"== build {engine}", file=sys.stderr, flush=True)
         if engine == "biomatch":
             engines.append(build_biomatch(gpath, qpath, tpath, a))
+        elif engine == "hnsw_rs":
+            engines.append(build_hnsw_rs(gpath, qpath, tpath, a))
         elif engine == "hnswlib":
             engines.append(build_hnswlib(xb, xq, truth, a))
         elif engine == "faiss":
