@@ -15,7 +15,7 @@
 //!
 //! [ann]                         # graph search of FACE and VOICE galleries
 //! min_records = 50000           # smaller galleries are always scanned exactly
-//! shards = 1                    # indexed segments a gallery is split into
+//! shards = 1                    # write shards of every gallery: a log, a tail and an indexed segment each
 //! m = 16                        # graph links per node (32 on layer 0)
 //! ef_construction = 100         # build beam width
 //! auto_optimize = true          # rebuild graphs in the background as galleries grow
@@ -236,8 +236,12 @@ pub struct AnnConfig {
     /// Galleries with fewer live records get no graph and are scanned
     /// exactly: below this a scan is about as fast and always exact.
     pub min_records: usize,
-    /// Indexed segments an optimised gallery is split into, searched in
-    /// parallel.
+    /// Write shards of every gallery: each has its own write-ahead log and
+    /// unflushed tail, so enrolls to different shards fsync in parallel,
+    /// and an optimisation gives each its own indexed segment with a graph,
+    /// searched in parallel. A record's shard is a hash of its id. Changing
+    /// it is safe: at the next start each gallery flushes the logs of the
+    /// old layout into segments.
     pub shards: usize,
     /// Graph links per node on the upper layers (twice this on layer 0).
     pub m: usize,

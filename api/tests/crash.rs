@@ -1,4 +1,5 @@
-//! Crash safety: `kill -9` while a client streams enrollments.
+//! Crash safety: `kill -9` while a client streams enrollments, with one
+//! write shard and with four (a log per shard).
 
 mod common;
 
@@ -16,9 +17,40 @@ const DIM: usize = 64;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_enrollments_survive_sigkill_and_nothing_partial_is_visible() {
     let dir = tempfile::tempdir().unwrap();
+    enroll_kill_and_check(&dir.path().join("data"), "1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_four_write_shards_too_and_across_a_change_of_shard_count() {
+    let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let env = [("BIOMATCH_FLUSH_RECORDS", "1500")];
-    let server = Server::start(&data, &env);
+    let listed = enroll_kill_and_check(&data, "4").await;
+    // Reopened with two shards, the logs of the four-shard layout are
+    // replayed and flushed at start: the same records, and writes go on.
+    let server = Server::start(&data, &[("BIOMATCH_ANN_SHARDS", "2")]);
+    let mut c = server.client().await;
+    assert_eq!(total(&mut c).await as usize, listed + 1);
+    c.enroll(enroll_req("after", "after-reshard", face(&[1.0; DIM])))
+        .await
+        .unwrap();
+    assert_eq!(total(&mut c).await as usize, listed + 2);
+    let names: Vec<String> = std::fs::read_dir(data.join("galleries/face-64"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("wal"))
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["wal-0.log", "wal-1.log"]);
+}
+
+/// Streams enrollments to a server with `shards` write shards, kills it
+/// with SIGKILL mid-stream, restarts it and checks that every acknowledged
+/// record is there, intact, and nothing partial is. Returns the records
+/// listed after the restart (before one more enroll).
+async fn enroll_kill_and_check(data: &std::path::Path, shards: &str) -> usize {
+    let env = [("BIOMATCH_FLUSH_RECORDS", "1500"), ("BIOMATCH_ANN_SHARDS", shards)];
+    let server = Server::start(data, &env);
     let mut c = server.client().await;
     let set = SyntheticEmbeddings::uniform(DIM, N, 11);
     let sent: HashMap<String, Vec<f32>> = (0..N)
@@ -74,7 +106,7 @@ async fn acknowledged_enrollments_survive_sigkill_and_nothing_partial_is_visible
         "the kill came after the whole stream; nothing was in flight"
     );
 
-    let server = Server::start(&data, &env);
+    let server = Server::start(data, &env);
     let mut c = server.client().await;
     // Every acknowledged record is there, intact.
     for id in &acked {
@@ -113,4 +145,6 @@ async fn acknowledged_enrollments_survive_sigkill_and_nothing_partial_is_visible
     c.enroll(enroll_req("after", "after-crash", face(&sent["k00000"])))
         .await
         .unwrap();
+    server.stop();
+    listed
 }

@@ -1,17 +1,22 @@
 //! A gallery: the durable set of fixed-dimension vectors of one modality.
 //!
-//! Writes go to the write-ahead log first (fsynced) and then to the in-memory
-//! tail; when the tail reaches `flush_records` it is written out as an
-//! immutable, checksummed segment, the manifest is replaced atomically and the
-//! log is emptied. A large batch can instead go straight to a segment of its
-//! own (`insert_bulk`), after a flush of the tail so that the log never holds
-//! an entry older than a segment. Deletes are logged tombstones; compaction rewrites the
+//! Records are split by id into write shards (`shard.rs`). A write goes to
+//! its shard's write-ahead log first (fsynced) and then to that shard's
+//! in-memory tail; when the tail reaches its share of `flush_records` it is
+//! written out as an immutable, checksummed segment, the manifest is
+//! replaced atomically and the shard's log is emptied. A large batch can
+//! instead go straight to segments of its own (`insert_bulk`, one per
+//! shard), after a flush of the tails so that no log holds an entry older
+//! than a segment. Deletes are logged tombstones; compaction rewrites the
 //! segments that hold deleted rows, so that deleted template bytes are gone
-//! from every data file, the log included.
+//! from every data file, the logs included.
 //!
-//! Concurrency: one writer at a time (the `writer` mutex orders log appends,
-//! flushes and compactions); searches and reads share the `state` read lock
-//! and see either all or nothing of a write.
+//! Concurrency: one writer per shard at a time (each shard's mutex orders its
+//! log appends and flushes). The `manifest` mutex orders the commits of new
+//! segments, and a compaction or optimisation takes every shard's mutex to
+//! commit. Locks are taken in that order: shards in ascending order, then
+//! the manifest, then the state. Searches and reads share the `state` read
+//! lock and see either all or nothing of one shard's part of a write.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
@@ -20,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use biomatch_kernels::{ChunkScorer, Kernels, Metric, ScanParams, TopK, scan_topk_by};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rayon::prelude::*;
 use tracing::{error, info, warn};
 
@@ -30,19 +35,20 @@ use crate::fsutil::sync_dir;
 use crate::manifest::{Manifest, SegmentEntry};
 use crate::record::RecordMeta;
 use crate::segment::Segment;
+use crate::shard::{ShardWriter, by_shard, log_name, open_logs, shard_of};
 use crate::state::{Loc, SegSlot, State};
 use crate::state_lock::StateLock;
-use crate::wal::{Wal, WalEntry, WalEntryRef};
+use crate::wal::WalEntryRef;
 
 pub(crate) const MANIFEST: &str = "MANIFEST";
-const WAL: &str = "wal.log";
 /// Shortlisted rows one task of a screened search rescores.
 const RESCORE_CHUNK: usize = 32;
 
 /// Tunables of a gallery.
 #[derive(Clone, Debug)]
 pub struct GalleryOptions {
-    /// Unflushed records that trigger writing a segment. Larger means fewer,
+    /// Unflushed records that trigger writing a segment, for the whole
+    /// gallery: each write shard flushes at its share. Larger means fewer,
     /// bigger segments and a longer log replay after a crash.
     pub flush_records: usize,
     /// When and how [`Gallery::optimize`] builds graphs for approximate
@@ -147,11 +153,6 @@ pub struct GalleryStats {
     pub indexed_records: u64,
 }
 
-pub(crate) struct Writer {
-    pub wal: Wal,
-    pub manifest: Manifest,
-}
-
 /// A durable gallery of `dim`-dimensional vectors.
 pub struct Gallery {
     pub(crate) name: String,
@@ -159,7 +160,11 @@ pub struct Gallery {
     pub(crate) dim: usize,
     pub(crate) opts: GalleryOptions,
     pub(crate) kernels: Kernels,
-    pub(crate) writer: Mutex<Writer>,
+    /// One writer per write shard (`ann.shards` of them).
+    pub(crate) shards: Vec<Mutex<ShardWriter>>,
+    /// The manifest as last saved; held while a new one is made and saved,
+    /// so that commits of different shards do not overwrite each other.
+    pub(crate) manifest: Mutex<Manifest>,
     pub(crate) state: StateLock,
     /// Serialises compaction and optimisation, which rewrite segments
     /// outside the writer lock (see `rewrite.rs`).
@@ -178,12 +183,16 @@ impl Gallery {
     }
 
     /// Opens the gallery in `dir`: verifies every segment, applies the
-    /// manifest's tombstones and replays the write-ahead log.
+    /// manifest's tombstones and replays the write-ahead logs. Logs of
+    /// another shard layout (an earlier release's single log, or another
+    /// `ann.shards`) are replayed too, flushed into segments and removed
+    /// before the gallery is returned.
     pub fn open(dir: &Path, name: &str, opts: GalleryOptions) -> Result<Gallery> {
         let manifest = Manifest::load(&dir.join(MANIFEST))?;
         let dim = manifest.dim;
         remove_orphans(dir, &manifest)?;
-        let mut state = State::new(dim);
+        let shards = opts.ann.shards.max(1);
+        let mut state = State::new(dim, shards);
         for e in &manifest.segments {
             let seg = Segment::open(&dir.join(Segment::file_name(e.id)), e.id, dim)?;
             if seg.len() as u64 != e.rows {
@@ -196,40 +205,42 @@ impl Gallery {
             state.slots.push(SegSlot::new(seg, &e.deleted).with_graph(graph));
         }
         state.rebuild_locs();
-        let (wal, entries) = Wal::open(&dir.join(WAL), dim)?;
-        let replayed = entries.len();
-        for entry in entries {
-            match entry {
-                // Already live: the log outlived the flush that stored it.
-                WalEntry::Insert { meta, .. } if state.ids.contains_key(&meta.record_id) => {}
-                WalEntry::Insert { meta, vector } => {
-                    let row = state.mem.push(meta, &vector);
-                    state.add_live(Loc::Mem(row));
-                }
-                WalEntry::Delete { record_id } => {
-                    state.remove_live(&record_id);
-                }
-            }
-        }
+        let logs = open_logs(dir, dim, shards, &mut state)?;
         info!(
             gallery = name,
             dim,
+            shards,
             segments = state.slots.len(),
             indexed = state.slots.iter().filter(|s| s.graph.is_some()).count(),
             records = state.ids.len(),
-            replayed,
+            replayed = logs.replayed,
             "gallery opened"
         );
-        Ok(Gallery {
+        let gallery = Gallery {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             dim,
             opts,
             kernels: Kernels::active(),
-            writer: Mutex::new(Writer { wal, manifest }),
+            shards: logs.writers.into_iter().map(Mutex::new).collect(),
+            manifest: Mutex::new(manifest),
             state: StateLock::new(state),
             maintenance: Mutex::new(()),
-        })
+        };
+        if logs.relayout {
+            info!(
+                gallery = name,
+                shards, "logs of another shard layout replayed; flushing them into segments"
+            );
+            gallery.flush()?;
+        }
+        for path in &logs.foreign {
+            std::fs::remove_file(path).map_err(io_err(path))?;
+        }
+        if !logs.foreign.is_empty() {
+            sync_dir(dir)?;
+        }
+        Ok(gallery)
     }
 
     /// The gallery's name.
@@ -247,120 +258,181 @@ impl Gallery {
         &self.dir
     }
 
-    /// Enrolls a batch with one log append and one fsync. Each record gets
-    /// its own outcome: a wrong dimension or an id that is already live (or
-    /// repeated within the batch) is refused without affecting the others.
-    /// When this returns, every `Ok` record is durable.
+    /// Enrolls a batch with one log append and one fsync per write shard it
+    /// touches; the shards' appends run in parallel, since they fsync
+    /// different files. Each record gets its own outcome: a wrong dimension
+    /// or an id that is already live (or repeated within the batch) is
+    /// refused without affecting the others. When this returns, every `Ok`
+    /// record is durable.
     pub fn insert(&self, items: Vec<NewRecord>) -> Vec<Result<()>> {
-        let mut w = self.writer.lock();
-        let (mut results, accepted) = self.admit(&items);
-        let refs: Vec<WalEntryRef<'_>> = accepted
-            .iter()
-            .map(|&i| WalEntryRef::Insert {
-                meta: &items[i].meta,
-                vector: &items[i].vector,
+        let n = items.len();
+        let shards = self.shards.len();
+        let mut groups: Vec<Vec<(usize, NewRecord)>> = (0..shards).map(|_| Vec::new()).collect();
+        for (i, it) in items.into_iter().enumerate() {
+            groups[shard_of(&it.meta.record_id, shards)].push((i, it));
+        }
+        let busy: Vec<(usize, Vec<(usize, NewRecord)>)> =
+            groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()).collect();
+        let outcomes: Vec<Vec<(usize, Result<()>)>> = if busy.len() <= 1 {
+            busy.into_iter().map(|(s, g)| self.insert_shard(s, g)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let running: Vec<_> = busy
+                    .into_iter()
+                    .map(|(s, g)| scope.spawn(move || self.insert_shard(s, g)))
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
             })
-            .collect();
-        if let Err(e) = w.wal.append(&refs) {
-            error!(gallery = %self.name, error = %e, "write-ahead log append failed");
-            refuse_all(&mut results, &accepted, &self.dir.join(WAL), &e);
-            return results;
-        }
-        drop(refs);
-        {
-            let mut st = self.state.write();
-            let accepted: HashSet<usize> = accepted.into_iter().collect();
-            for (i, it) in items.into_iter().enumerate() {
-                if accepted.contains(&i) {
-                    let row = st.mem.push(it.meta, &it.vector);
-                    st.add_live(Loc::Mem(row));
-                }
-            }
-        }
-        if self.state.read().mem.len() >= self.opts.flush_records
-            && let Err(e) = self.flush_locked(&mut w)
-        {
-            // The records are durable in the log; the flush is retried later.
-            error!(gallery = %self.name, error = %e, "flush failed");
+        };
+        let mut results: Vec<Result<()>> = (0..n).map(|_| Ok(())).collect();
+        for (i, r) in outcomes.into_iter().flatten() {
+            results[i] = r;
         }
         results
     }
 
-    /// Enrolls a large batch by writing it straight to a new segment instead
-    /// of the log: the template bytes reach the disk once, not twice (log,
-    /// then segment at the next flush), and no later insert stalls on a
-    /// flush of them. Same outcomes and the same durability as [`insert`]:
-    /// the segment is fsynced and in the manifest before this returns.
+    /// [`Gallery::insert`] of the records of shard `s`, each with its
+    /// position in the caller's batch; returns their outcomes.
+    fn insert_shard(&self, s: usize, group: Vec<(usize, NewRecord)>) -> Vec<(usize, Result<()>)> {
+        // A record id always hashes to the same shard, so this lock alone
+        // keeps two enrolls of one id from both passing `admit`.
+        let mut w = self.shards[s].lock();
+        let mut outcomes = self.admit(&group);
+        let refs: Vec<WalEntryRef<'_>> = group
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, r)| r.is_ok())
+            .map(|((_, it), _)| WalEntryRef::Insert {
+                meta: &it.meta,
+                vector: &it.vector,
+            })
+            .collect();
+        if refs.is_empty() {
+            return group.into_iter().map(|(i, _)| i).zip(outcomes).collect();
+        }
+        if let Err(e) = w.wal.append(&refs) {
+            error!(gallery = %self.name, shard = s, error = %e, "write-ahead log append failed");
+            refuse_admitted(&mut outcomes, &self.dir.join(log_name(s)), &e);
+            return group.into_iter().map(|(i, _)| i).zip(outcomes).collect();
+        }
+        drop(refs);
+        let mut positions = Vec::with_capacity(group.len());
+        let full = {
+            let mut st = self.state.write();
+            for ((i, it), r) in group.into_iter().zip(&outcomes) {
+                positions.push(i);
+                if r.is_ok() {
+                    let row = st.mem[s].push(it.meta, &it.vector);
+                    st.add_live(Loc::Mem(s as u32, row));
+                }
+            }
+            st.mem[s].len() >= self.shard_flush_records()
+        };
+        if full && let Err(e) = self.flush_shard_locked(s, &mut w) {
+            // The records are durable in the log; the flush is retried later.
+            error!(gallery = %self.name, shard = s, error = %e, "flush failed");
+        }
+        positions.into_iter().zip(outcomes).collect()
+    }
+
+    /// Enrolls a large batch by writing it straight to new segments (one per
+    /// write shard it touches) instead of the logs: the template bytes reach
+    /// the disk once, not twice (log, then segment at the next flush), and no
+    /// later insert stalls on a flush of them. Same outcomes and the same
+    /// durability as [`insert`]: the segments are fsynced and in the
+    /// manifest before this returns.
     ///
-    /// The tail is flushed first, so that the log keeps holding only
+    /// The tails are flushed first, so that the logs keep holding only
     /// entries newer than every segment: replaying a logged delete can then
     /// never hit a record that was enrolled again in a later segment.
-    /// Meant for batches of thousands (enrollment jobs); each call makes one
-    /// segment.
+    /// Meant for batches of thousands (enrollment jobs).
     ///
     /// [`insert`]: Gallery::insert
     pub fn insert_bulk(&self, items: Vec<NewRecord>) -> Vec<Result<()>> {
-        let mut w = self.writer.lock();
-        let (mut results, accepted) = self.admit(&items);
-        if accepted.is_empty() {
+        let mut writers = self.lock_shards();
+        let items: Vec<(usize, NewRecord)> = items.into_iter().enumerate().collect();
+        let mut results = self.admit(&items);
+        let mut groups: Vec<Vec<&NewRecord>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for ((_, it), r) in items.iter().zip(&results) {
+            if r.is_ok() {
+                groups[shard_of(&it.meta.record_id, self.shards.len())].push(it);
+            }
+        }
+        if groups.iter().all(Vec::is_empty) {
             return results;
         }
         let written = (|| {
-            if w.wal.len() > 0 {
-                self.flush_locked(&mut w)?;
+            if writers.iter().any(|w| w.wal.len() > 0) {
+                self.flush_all_locked(&mut writers)?;
             }
-            let metas: Vec<&RecordMeta> = accepted.iter().map(|&i| &items[i].meta).collect();
-            let rows = accepted.iter().map(|&i| items[i].vector.as_slice());
-            let mut manifest = w.manifest.clone();
-            let seg = self.write_segment(&mut manifest, &metas, rows)?;
-            self.commit_segment_locked(&mut w, manifest, Some(seg), false)
+            let mut segments = Vec::new();
+            for group in groups.iter().filter(|g| !g.is_empty()) {
+                let metas: Vec<&RecordMeta> = group.iter().map(|it| &it.meta).collect();
+                let id = self.take_segment_ids(1);
+                segments.push(self.write_segment(id, &metas, group.iter().map(|it| it.vector.as_slice()))?);
+            }
+            self.commit_segments(segments, None)
         })();
         if let Err(e) = written {
             error!(gallery = %self.name, error = %e, "bulk segment write failed");
-            refuse_all(&mut results, &accepted, &self.dir, &e);
+            refuse_admitted(&mut results, &self.dir, &e);
         }
         results
     }
 
-    /// Outcomes for `items` before any write (a wrong dimension, or an id
-    /// already live or repeated in the batch, is refused), and the indexes of
-    /// those admitted. Called with the writer lock held.
-    fn admit(&self, items: &[NewRecord]) -> (Vec<Result<()>>, Vec<usize>) {
+    /// Outcomes for `items` before any write, in their order: a wrong
+    /// dimension, or an id already live or repeated among them, is refused;
+    /// `Ok` means admitted. Called with the writer lock of every shard those
+    /// records belong to.
+    fn admit(&self, items: &[(usize, NewRecord)]) -> Vec<Result<()>> {
         let st = self.state.read();
-        let mut results: Vec<Result<()>> = Vec::with_capacity(items.len());
-        let mut accepted = Vec::new();
         let mut seen = HashSet::new();
-        for (i, it) in items.iter().enumerate() {
-            results.push(if it.vector.len() != self.dim {
-                Err(IndexError::Dimension {
-                    expected: self.dim,
-                    got: it.vector.len(),
-                })
-            } else if st.ids.contains_key(&it.meta.record_id) || !seen.insert(it.meta.record_id.as_str()) {
-                Err(IndexError::AlreadyExists(it.meta.record_id.clone()))
-            } else {
-                accepted.push(i);
-                Ok(())
-            });
-        }
-        (results, accepted)
+        items
+            .iter()
+            .map(|(_, it)| {
+                if it.vector.len() != self.dim {
+                    Err(IndexError::Dimension {
+                        expected: self.dim,
+                        got: it.vector.len(),
+                    })
+                } else if st.ids.contains_key(&it.meta.record_id) || !seen.insert(it.meta.record_id.as_str()) {
+                    Err(IndexError::AlreadyExists(it.meta.record_id.clone()))
+                } else {
+                    Ok(())
+                }
+            })
+            .collect()
     }
 
     /// Tombstones the given records (durably) and returns the ids that were
-    /// live. Unknown ids are ignored.
+    /// live. Unknown ids are ignored. The ids are logged shard by shard: if a
+    /// log append fails, the error is returned and the shards logged before
+    /// it keep their deletes.
     pub fn delete(&self, record_ids: &[String]) -> Result<Vec<String>> {
-        let mut w = self.writer.lock();
-        let live: Vec<&String> = {
-            let st = self.state.read();
-            record_ids
-                .iter()
-                .filter(|id| st.ids.contains_key(id.as_str()))
-                .collect()
-        };
-        let refs: Vec<WalEntryRef<'_>> = live.iter().map(|id| WalEntryRef::Delete { record_id: id }).collect();
-        w.wal.append(&refs)?;
-        let mut st = self.state.write();
-        Ok(live.into_iter().filter(|id| st.remove_live(id)).cloned().collect())
+        let groups = by_shard(record_ids.iter().map(String::as_str), self.shards.len());
+        let mut deleted = Vec::new();
+        for (s, positions) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
+            let mut w = self.shards[s].lock();
+            let live: Vec<&String> = {
+                let st = self.state.read();
+                positions
+                    .iter()
+                    .map(|&i| &record_ids[i])
+                    .filter(|id| st.ids.contains_key(id.as_str()))
+                    .collect()
+            };
+            if live.is_empty() {
+                continue;
+            }
+            let refs: Vec<WalEntryRef<'_>> = live.iter().map(|id| WalEntryRef::Delete { record_id: id }).collect();
+            w.wal.append(&refs)?;
+            let mut st = self.state.write();
+            deleted.extend(live.into_iter().filter(|id| st.remove_live(id)).cloned());
+        }
+        Ok(deleted)
     }
 
     /// Tombstones every record of `subject`; returns their ids.
@@ -425,7 +497,7 @@ impl Gallery {
         let st = self.state.read();
         let uses_graph = |s: &SegSlot| q.mode != SearchMode::Exact && s.graph.is_some();
         st.slots.iter().any(uses_graph).then(|| {
-            st.mem.live()
+            st.unflushed()
                 + st.slots
                     .iter()
                     .filter(|s| !uses_graph(s))
@@ -630,7 +702,7 @@ impl Gallery {
     }
 
     /// Live records. Cheaper than [`Gallery::stats`], which also waits for
-    /// the writer (for the log's size), so a search can ask without queueing
+    /// the shards' writers (for the logs' sizes), so a search can ask without queueing
     /// behind an insert's fsync.
     pub fn len(&self) -> usize {
         self.state.read().ids.len()
@@ -643,14 +715,14 @@ impl Gallery {
 
     /// Sizes and state.
     pub fn stats(&self) -> GalleryStats {
-        let wal_len = self.writer.lock().wal.len();
+        let wal_len: u64 = self.shards.iter().map(|w| w.lock().wal.len()).sum();
         let st = self.state.read();
         GalleryStats {
             records: st.ids.len() as u64,
             subjects: st.subjects.len() as u64,
             pending_deletes: st.pending_deletes() as u64,
             segments: st.slots.len() as u32,
-            unflushed: st.mem.live() as u64,
+            unflushed: st.unflushed() as u64,
             disk_bytes: wal_len
                 + st.slots
                     .iter()
@@ -671,71 +743,105 @@ impl Gallery {
         self.state.read().pending_deletes()
     }
 
-    /// Writes the in-memory tail to a segment and empties the log.
+    /// Writes every shard's in-memory tail to segments and empties the logs.
     pub fn flush(&self) -> Result<()> {
-        let mut w = self.writer.lock();
-        self.flush_locked(&mut w)
+        let mut writers = self.lock_shards();
+        self.flush_all_locked(&mut writers)
     }
 
-    pub(crate) fn flush_locked(&self, w: &mut Writer) -> Result<()> {
-        let mut manifest = w.manifest.clone();
+    /// Every shard's writer, locked in ascending order (the lock order).
+    pub(crate) fn lock_shards(&self) -> Vec<MutexGuard<'_, ShardWriter>> {
+        self.shards.iter().map(|w| w.lock()).collect()
+    }
+
+    /// Flushes every shard; `writers` are all of them, locked.
+    pub(crate) fn flush_all_locked(&self, writers: &mut [MutexGuard<'_, ShardWriter>]) -> Result<()> {
+        for (s, w) in writers.iter_mut().enumerate() {
+            self.flush_shard_locked(s, w)?;
+        }
+        Ok(())
+    }
+
+    /// Records a shard's tail holds before it is flushed: its share of
+    /// `flush_records`.
+    fn shard_flush_records(&self) -> usize {
+        self.opts.flush_records.div_ceil(self.shards.len()).max(1)
+    }
+
+    /// Writes shard `s`'s tail to a segment and empties its log; `w` is the
+    /// shard's writer, locked.
+    fn flush_shard_locked(&self, s: usize, w: &mut ShardWriter) -> Result<()> {
+        if w.wal.len() == 0 && self.state.read().mem[s].len() == 0 {
+            return Ok(());
+        }
+        // The id is taken before the state is read: a commit holds the
+        // manifest while it waits for the state.
+        let id = self.take_segment_ids(1);
         let new_seg = {
             let st = self.state.read();
-            let live = st.mem.live_rows();
+            let mem = &st.mem[s];
+            let live = mem.live_rows();
             if live.is_empty() {
                 None
             } else {
-                let metas: Vec<&RecordMeta> = live.iter().map(|r| &st.mem.metas[*r]).collect();
-                let rows = live.iter().map(|r| st.vector(Loc::Mem(*r as u32)));
-                Some(self.write_segment(&mut manifest, &metas, rows)?)
+                let metas: Vec<&RecordMeta> = live.iter().map(|r| &mem.metas[*r]).collect();
+                let rows = live.iter().map(|r| st.vector(Loc::Mem(s as u32, *r as u32)));
+                Some(self.write_segment(id, &metas, rows)?)
             }
         };
-        self.commit_segment_locked(w, manifest, new_seg, true)
+        self.commit_segments(new_seg.into_iter().collect(), Some(s))?;
+        w.wal.reset()
     }
 
-    /// Writes `metas` and `rows` as the next segment (fsynced) and adds it to
-    /// `manifest`, which is not saved yet.
+    /// Writes `metas` and `rows` as segment `id` (fsynced);
+    /// [`Gallery::commit_segments`] makes it part of the gallery.
     fn write_segment<'a>(
         &self,
-        manifest: &mut Manifest,
+        id: u64,
         metas: &[&RecordMeta],
         rows: impl Iterator<Item = &'a [f32]>,
     ) -> Result<Segment> {
-        let id = manifest.next_segment_id;
         let path = self.dir.join(Segment::file_name(id));
         Segment::write(&path, self.dim, metas, rows)?;
-        let seg = Segment::open(&path, id, self.dim)?;
-        manifest.next_segment_id = id + 1;
-        manifest.segments.push(SegmentEntry {
-            id,
-            rows: seg.len() as u64,
-            deleted: Vec::new(),
-        });
-        Ok(seg)
+        Segment::open(&path, id, self.dim)
     }
 
-    /// Saves `manifest` with the current tombstones, then makes `new_seg`
-    /// searchable. `drain_tail`: the segment holds the tail's live rows, so
-    /// the tail is emptied in the same step and the log after it.
-    fn commit_segment_locked(
-        &self,
-        w: &mut Writer,
-        mut manifest: Manifest,
-        new_seg: Option<Segment>,
-        drain_tail: bool,
-    ) -> Result<()> {
+    /// Reserves `n` consecutive segment ids. The next saved manifest records
+    /// the new high-water mark; ids of files that never get committed are
+    /// simply skipped, and the files removed as orphans at the next open.
+    /// Never called with the state locked (see the lock order above).
+    pub(crate) fn take_segment_ids(&self, n: usize) -> u64 {
+        let mut m = self.manifest.lock();
+        let id = m.next_segment_id;
+        m.next_segment_id += n as u64;
+        id
+    }
+
+    /// Saves a manifest with `new_segs` added and the current tombstones,
+    /// then makes the segments searchable. `drained`: the segments hold
+    /// that shard's tail, which is emptied in the same step (its log is
+    /// emptied by the caller, after this returns).
+    fn commit_segments(&self, new_segs: Vec<Segment>, drained: Option<usize>) -> Result<()> {
+        let mut m = self.manifest.lock();
+        let mut manifest = m.clone();
         {
-            // Tombstones logged since the last flush must reach the manifest
-            // before the log that holds them is emptied.
+            // Tombstones logged since the last commit must reach the manifest
+            // before a log that holds them is emptied. Under this lock the
+            // manifest's segments and the state's slots are the same list.
             let st = self.state.read();
             for (e, slot) in manifest.segments.iter_mut().zip(&st.slots) {
                 e.deleted = slot.deleted_rows();
             }
         }
+        manifest.segments.extend(new_segs.iter().map(|seg| SegmentEntry {
+            id: seg.id(),
+            rows: seg.len() as u64,
+            deleted: Vec::new(),
+        }));
         manifest.save(&self.dir.join(MANIFEST))?;
         {
             let mut st = self.state.write();
-            if let Some(seg) = new_seg {
+            for seg in new_segs {
                 let s = st.slots.len() as u32;
                 let ids: Vec<String> = seg.metas().iter().map(|m| m.record_id.clone()).collect();
                 st.slots.push(SegSlot::new(seg, &[]));
@@ -743,12 +849,12 @@ impl Gallery {
                     st.ids.insert(id, Loc::Seg(s, r as u32));
                 }
             }
-            if drain_tail {
-                st.mem = Default::default();
+            if let Some(s) = drained {
+                st.mem[s] = Default::default();
             }
         }
-        w.manifest = manifest;
-        if drain_tail { w.wal.reset() } else { Ok(()) }
+        *m = manifest;
+        Ok(())
     }
 
     fn check_dim(&self, v: &[f32]) -> Result<()> {
@@ -763,12 +869,12 @@ impl Gallery {
     }
 }
 
-/// Turns the outcome of every admitted record into an I/O error about
-/// `path`: the write that would have stored them failed.
-fn refuse_all(results: &mut [Result<()>], admitted: &[usize], path: &Path, e: &IndexError) {
+/// Turns the outcome of every admitted record (each `Ok`) into an I/O
+/// error about `path`: the write that would have stored them failed.
+fn refuse_admitted(outcomes: &mut [Result<()>], path: &Path, e: &IndexError) {
     let msg = e.to_string();
-    for &i in admitted {
-        results[i] = Err(IndexError::Io {
+    for r in outcomes.iter_mut().filter(|r| r.is_ok()) {
+        *r = Err(IndexError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(msg.clone()),
         });

@@ -1,7 +1,8 @@
 //! Durable galleries of fixed-dimension vectors.
 //!
 //! A gallery is a directory with a manifest, immutable checksummed segment
-//! files read through memory maps, and a write-ahead log. What it guarantees:
+//! files read through memory maps, and a write-ahead log per write shard
+//! (`shard.rs`). What it guarantees:
 //!
 //! * An acknowledged write (enroll or delete) is fsynced to the log first, so
 //!   it survives a crash of the process or the machine.
@@ -26,6 +27,7 @@ mod manifest;
 mod record;
 mod rewrite;
 mod segment;
+mod shard;
 mod state;
 mod state_lock;
 mod wal;

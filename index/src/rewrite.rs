@@ -2,8 +2,8 @@
 //! written from their live rows, and optimisation also builds graphs.
 //!
 //! The expensive part (writing segments, building graphs) runs without the
-//! writer lock, so enrolls, deletes and searches go on meanwhile; only the
-//! commit takes it. Rows deleted during the rewrite are carried over as
+//! shards' writer locks, so enrolls, deletes and searches go on meanwhile;
+//! only the commit takes them. Rows deleted during the rewrite are carried over as
 //! tombstones of the new segments, and the next compaction purges them.
 //! `maintenance` keeps two rewrites from running at once, so the segments a
 //! rewrite reads cannot be replaced under it (a flush only adds segments).
@@ -21,6 +21,7 @@ use crate::gallery::{Gallery, MANIFEST};
 use crate::manifest::SegmentEntry;
 use crate::record::RecordMeta;
 use crate::segment::Segment;
+use crate::shard::shard_of;
 use crate::state::SegSlot;
 
 /// A segment as a rewrite found it.
@@ -102,8 +103,8 @@ impl Gallery {
         Ok(purged)
     }
 
-    /// Rewrites the whole gallery into `ann.shards` segments (a record's
-    /// shard follows from its id), each with a graph when the gallery holds
+    /// Rewrites the whole gallery into one segment per write shard (a
+    /// record's shard follows from its id), each with a graph when the gallery holds
     /// at least `ann.min_rows` live records, purging deleted rows on the way.
     /// Meant for embedding galleries; the server runs it in the background
     /// when [`Gallery::needs_optimize`] says so.
@@ -111,7 +112,7 @@ impl Gallery {
         let started = Instant::now();
         let _m = self.maintenance.lock();
         let (purged, sources) = self.flushed_sources()?;
-        let shards = self.opts.ann.shards.max(1);
+        let shards = self.shards.len();
         let mut groups: Vec<Vec<(usize, u32)>> = vec![Vec::new(); shards];
         for (i, src) in sources.iter().enumerate() {
             for r in live(src) {
@@ -150,7 +151,7 @@ impl Gallery {
     /// true when more than a tenth of the indexed rows are deleted.
     pub fn needs_optimize(&self) -> bool {
         let st = self.state.read();
-        let (mut indexed, mut unindexed, mut dead) = (0usize, st.mem.live(), 0usize);
+        let (mut indexed, mut unindexed, mut dead) = (0usize, st.unflushed(), 0usize);
         for s in &st.slots {
             if s.graph.is_some() {
                 indexed += s.live();
@@ -163,12 +164,12 @@ impl Gallery {
         (unindexed >= min && unindexed * 4 >= indexed) || (indexed > 0 && dead * 10 > indexed)
     }
 
-    /// Flushes the tail (so the log holds no template any more) and returns
+    /// Flushes the tails (so the logs hold no template any more) and returns
     /// the pending-delete count before it and the segments after it.
     fn flushed_sources(&self) -> Result<(usize, Vec<Source>)> {
-        let mut w = self.writer.lock();
+        let mut writers = self.lock_shards();
         let purged = self.state.read().pending_deletes();
-        self.flush_locked(&mut w)?;
+        self.flush_all_locked(&mut writers)?;
         let st = self.state.read();
         let sources = st
             .slots
@@ -186,12 +187,7 @@ impl Gallery {
     /// Writes `pieces` as new segments (and graphs), then atomically swaps
     /// them in for `victims` (indexes into `sources`).
     fn rewrite(&self, sources: &[Source], victims: &[usize], pieces: Vec<Piece>) -> Result<()> {
-        let first_id = {
-            let mut w = self.writer.lock();
-            let id = w.manifest.next_segment_id;
-            w.manifest.next_segment_id += pieces.len() as u64;
-            id
-        };
+        let first_id = self.take_segment_ids(pieces.len());
         let mut written = Vec::with_capacity(pieces.len());
         for (i, piece) in pieces.iter().enumerate() {
             let id = first_id + i as u64;
@@ -216,11 +212,12 @@ impl Gallery {
             written.push((seg, graph));
         }
 
-        let mut w = self.writer.lock();
-        // Persist tombstones logged during the rewrite and empty the log.
-        self.flush_locked(&mut w)?;
+        let mut writers = self.lock_shards();
+        // Persist tombstones logged during the rewrite and empty the logs.
+        self.flush_all_locked(&mut writers)?;
         let victim_ids: HashSet<u64> = victims.iter().map(|&v| sources[v].seg.id()).collect();
-        let mut manifest = w.manifest.clone();
+        let mut m = self.manifest.lock();
+        let mut manifest = m.clone();
         let new_deleted: Vec<Vec<u32>> = {
             let st = self.state.read();
             let slot_of: HashMap<u64, usize> = st.slots.iter().enumerate().map(|(i, s)| (s.seg.id(), i)).collect();
@@ -280,7 +277,9 @@ impl Gallery {
             st.slots = slots;
             st.rebuild_locs();
         }
-        w.manifest = manifest;
+        *m = manifest;
+        drop(m);
+        drop(writers);
         for p in &old_paths {
             std::fs::remove_file(p).map_err(io_err(p))?;
         }
@@ -290,14 +289,4 @@ impl Gallery {
 
 fn live(src: &Source) -> impl Iterator<Item = u32> + '_ {
     (0..src.deleted.len() as u32).filter(|r| !src.deleted[*r as usize])
-}
-
-/// A record's shard: FNV-1a of its id, so the assignment is stable across
-/// restarts and releases.
-fn shard_of(record_id: &str, shards: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in record_id.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % shards as u64) as usize
 }

@@ -1,5 +1,5 @@
-//! The in-memory view of a gallery: its segments, the unflushed tail
-//! (memtable), tombstones, and the id and subject lookups.
+//! The in-memory view of a gallery: its segments, the unflushed tail of each
+//! write shard (memtables), tombstones, and the id and subject lookups.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use crate::segment::Segment;
 pub(crate) enum Loc {
     /// Row `1` of segment slot `0`.
     Seg(u32, u32),
-    /// Row of the memtable.
-    Mem(u32),
+    /// Row `1` of write shard `0`'s memtable.
+    Mem(u32, u32),
 }
 
 /// A segment with its tombstones and, when indexed, its graph.
@@ -69,8 +69,8 @@ impl SegSlot {
     }
 }
 
-/// Records enrolled since the last flush; their source of truth on disk is
-/// the write-ahead log.
+/// Records a write shard took since its last flush; their source of truth
+/// on disk is that shard's write-ahead log.
 #[derive(Default)]
 pub(crate) struct MemTable {
     pub vectors: Vec<f32>,
@@ -102,7 +102,8 @@ impl MemTable {
 pub(crate) struct State {
     pub dim: usize,
     pub slots: Vec<SegSlot>,
-    pub mem: MemTable,
+    /// One memtable per write shard.
+    pub mem: Vec<MemTable>,
     /// Live records only, ordered for listing.
     pub ids: BTreeMap<String, Loc>,
     /// Live record ids of each subject.
@@ -110,11 +111,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn new(dim: usize) -> State {
+    pub fn new(dim: usize, shards: usize) -> State {
         State {
             dim,
             slots: Vec::new(),
-            mem: MemTable::default(),
+            mem: (0..shards.max(1)).map(|_| MemTable::default()).collect(),
             ids: BTreeMap::new(),
             subjects: HashMap::new(),
         }
@@ -123,24 +124,24 @@ impl State {
     pub fn meta(&self, loc: Loc) -> &RecordMeta {
         match loc {
             Loc::Seg(s, r) => self.slots[s as usize].seg.meta(r as usize),
-            Loc::Mem(r) => &self.mem.metas[r as usize],
+            Loc::Mem(m, r) => &self.mem[m as usize].metas[r as usize],
         }
     }
 
     pub fn vector(&self, loc: Loc) -> &[f32] {
         match loc {
             Loc::Seg(s, r) => self.slots[s as usize].seg.vector(r as usize),
-            Loc::Mem(r) => &self.mem.vectors[r as usize * self.dim..(r as usize + 1) * self.dim],
+            Loc::Mem(m, r) => &self.mem[m as usize].vectors[r as usize * self.dim..(r as usize + 1) * self.dim],
         }
     }
 
-    /// Scan blocks: every segment, then the memtable. Block `b`'s row `r`
-    /// has scan id `b << 32 | r`.
+    /// Scan blocks: every segment, then each shard's memtable. Block `b`'s
+    /// row `r` has scan id `b << 32 | r`.
     pub fn blocks(&self) -> impl Iterator<Item = (usize, &[f32])> {
         self.slots
             .iter()
             .map(|s| s.seg.vectors())
-            .chain(std::iter::once(self.mem.vectors.as_slice()))
+            .chain(self.mem.iter().map(|m| m.vectors.as_slice()))
             .enumerate()
     }
 
@@ -149,14 +150,14 @@ impl State {
         if b < self.slots.len() {
             Loc::Seg(b as u32, r)
         } else {
-            Loc::Mem(r)
+            Loc::Mem((b - self.slots.len()) as u32, r)
         }
     }
 
     pub fn is_deleted(&self, loc: Loc) -> bool {
         match loc {
             Loc::Seg(s, r) => self.slots[s as usize].deleted[r as usize],
-            Loc::Mem(r) => self.mem.deleted[r as usize],
+            Loc::Mem(m, r) => self.mem[m as usize].deleted[r as usize],
         }
     }
 
@@ -185,9 +186,10 @@ impl State {
                 slot.deleted[r as usize] = true;
                 slot.n_deleted += 1;
             }
-            Loc::Mem(r) => {
-                self.mem.deleted[r as usize] = true;
-                self.mem.n_deleted += 1;
+            Loc::Mem(m, r) => {
+                let mem = &mut self.mem[m as usize];
+                mem.deleted[r as usize] = true;
+                mem.n_deleted += 1;
             }
         }
         true
@@ -201,13 +203,20 @@ impl State {
         for (s, slot) in self.slots.iter().enumerate() {
             locs.extend(slot.live_rows().into_iter().map(|r| Loc::Seg(s as u32, r as u32)));
         }
-        locs.extend(self.mem.live_rows().into_iter().map(|r| Loc::Mem(r as u32)));
+        for (m, mem) in self.mem.iter().enumerate() {
+            locs.extend(mem.live_rows().into_iter().map(|r| Loc::Mem(m as u32, r as u32)));
+        }
         for loc in locs {
             self.add_live(loc);
         }
     }
 
     pub fn pending_deletes(&self) -> usize {
-        self.slots.iter().map(|s| s.n_deleted).sum::<usize>() + self.mem.n_deleted
+        self.slots.iter().map(|s| s.n_deleted).sum::<usize>() + self.mem.iter().map(|m| m.n_deleted).sum::<usize>()
+    }
+
+    /// Live records in the memtables, not yet in any segment.
+    pub fn unflushed(&self) -> usize {
+        self.mem.iter().map(MemTable::live).sum()
     }
 }

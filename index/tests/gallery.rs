@@ -300,11 +300,11 @@ fn a_log_that_outlived_its_flush_replays_without_duplicates() {
     .unwrap();
     let vs = fill(&g, 300, 6);
     g.delete(&["r00007".to_string()]).unwrap();
-    let wal = std::fs::read(path.join("wal.log")).unwrap();
+    let wal = std::fs::read(path.join("wal-0.log")).unwrap();
     g.flush().unwrap();
     drop(g);
     // As if the process died after the manifest commit, before the log reset.
-    std::fs::write(path.join("wal.log"), wal).unwrap();
+    std::fs::write(path.join("wal-0.log"), wal).unwrap();
     let g = Gallery::open(&path, "g", opts()).unwrap();
     let st = g.stats();
     assert_eq!(st.records, 299);
@@ -500,4 +500,168 @@ fn a_screened_search_rescores_exactly_the_screens_shortlist() {
         ),
         Err(IndexError::Cancelled)
     ));
+}
+
+fn sharded(shards: usize, flush_records: usize) -> GalleryOptions {
+    GalleryOptions {
+        flush_records,
+        ann: biomatch_index::ann::AnnOptions {
+            shards,
+            ..Default::default()
+        },
+    }
+}
+
+fn log_len(dir: &Path, name: &str) -> Option<u64> {
+    std::fs::metadata(dir.join(name)).ok().map(|m| m.len())
+}
+
+#[test]
+fn each_write_shard_logs_and_flushes_its_own_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    let g = Gallery::create(&path, "g", DIM, sharded(4, 1_000_000)).unwrap();
+    let vs = fill(&g, 400, 21);
+    // Every shard got records, each in its own log; nothing is flushed yet.
+    for s in 0..4 {
+        assert!(log_len(&path, &format!("wal-{s}.log")).unwrap() > 0, "shard {s}");
+    }
+    assert_eq!(log_len(&path, "wal.log"), None);
+    assert_eq!(g.stats().unflushed, 400);
+    let gone: Vec<String> = (0..400).step_by(10).map(|i| format!("r{i:05}")).collect();
+    assert_eq!(g.delete(&gone).unwrap().len(), 40);
+    drop(g);
+
+    let g = Gallery::open(&path, "g", sharded(4, 1_000_000)).unwrap();
+    assert_eq!(g.stats().records, 360);
+    let skip = |i: usize| i.is_multiple_of(10);
+    let mut rng = StdRng::seed_from_u64(22);
+    for _ in 0..10 {
+        let p = unit(&mut rng);
+        assert_eq!(search(&g, &p, 10), brute(&vs, &p, 10, &skip));
+    }
+    // A batch across shards: every record keeps its own outcome, in order.
+    let mut rng = StdRng::seed_from_u64(28);
+    let res = g.insert(vec![
+        rec(3, unit(&mut rng)),
+        rec(5000, vec![1.0; 5]),
+        rec(5001, unit(&mut rng)),
+        rec(5002, unit(&mut rng)),
+        rec(5001, unit(&mut rng)),
+    ]);
+    assert!(matches!(res[0], Err(IndexError::AlreadyExists(_))));
+    assert!(matches!(res[1], Err(IndexError::Dimension { expected: 24, got: 5 })));
+    assert!(res[2].is_ok() && res[3].is_ok());
+    assert!(matches!(res[4], Err(IndexError::AlreadyExists(_))));
+    g.delete(&["r05001".to_string(), "r05002".to_string()]).unwrap();
+    // A flush writes one segment per shard and empties every log.
+    g.flush().unwrap();
+    let st = g.stats();
+    assert_eq!((st.segments, st.unflushed, st.records), (4, 0, 360));
+    for s in 0..4 {
+        assert_eq!(log_len(&path, &format!("wal-{s}.log")), Some(0), "shard {s}");
+    }
+}
+
+#[test]
+fn a_shard_flushes_at_its_share_of_flush_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    // 400 records over 4 shards: each flushes at 100, so about one segment
+    // each appears while 400 records would not fill an unsharded tail.
+    let g = Gallery::create(&path, "g", DIM, sharded(4, 400)).unwrap();
+    let vs = fill(&g, 700, 23);
+    let st = g.stats();
+    assert!(st.segments >= 4, "{st:?}");
+    assert!(st.unflushed < 400, "{st:?}");
+    drop(g);
+    let g = Gallery::open(&path, "g", sharded(4, 400)).unwrap();
+    assert_eq!(g.stats().records, 700);
+    assert_eq!(search(&g, &vs[321], 1), vec!["r00321".to_string()]);
+}
+
+#[test]
+fn logs_of_another_shard_layout_are_replayed_flushed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    let g = Gallery::create(&path, "g", DIM, sharded(1, 1_000_000)).unwrap();
+    let vs = fill(&g, 300, 24);
+    g.delete(&["r00007".to_string()]).unwrap();
+    drop(g);
+    // The layout of releases before write shards: one `wal.log`.
+    std::fs::rename(path.join("wal-0.log"), path.join("wal.log")).unwrap();
+    let g = Gallery::open(&path, "g", sharded(1, 1_000_000)).unwrap();
+    let st = g.stats();
+    assert_eq!((st.records, st.unflushed), (299, 0), "{st:?}");
+    assert!(g.get("r00007", false).is_none());
+    assert_eq!(log_len(&path, "wal.log"), None);
+    assert_eq!(search(&g, &vs[8], 1), vec!["r00008".to_string()]);
+
+    // More writes under one shard, then reopened with three: the records of
+    // wal-0.log now belong to three shards, so they are flushed at once and
+    // later writes cannot lose them.
+    let mut rng = StdRng::seed_from_u64(25);
+    let more: Vec<Vec<f32>> = (0..100).map(|_| unit(&mut rng)).collect();
+    let res = g.insert(more.iter().enumerate().map(|(i, v)| rec(1000 + i, v.clone())).collect());
+    assert!(res.iter().all(|r| r.is_ok()));
+    g.delete(&["r01005".to_string(), "r00009".to_string()]).unwrap();
+    drop(g);
+    let g = Gallery::open(&path, "g", sharded(3, 1_000_000)).unwrap();
+    let st = g.stats();
+    assert_eq!((st.records, st.unflushed), (397, 0), "{st:?}");
+    assert!(g.get("r01005", false).is_none() && g.get("r00009", false).is_none());
+    let res = g.insert(vec![rec(2000, unit(&mut rng))]);
+    assert!(res[0].is_ok());
+    drop(g);
+    // Back to two shards: wal-2.log is another layout's, replayed and removed.
+    let g = Gallery::open(&path, "g", sharded(2, 1_000_000)).unwrap();
+    assert_eq!(g.stats().records, 398);
+    assert!(g.get("r02000", false).is_some());
+    assert_eq!(log_len(&path, "wal-2.log"), None);
+    assert_eq!(search(&g, &more[3], 1), vec!["r01003".to_string()]);
+}
+
+#[test]
+fn concurrent_enrolls_and_flushes_of_different_shards_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    // Small shares (16 records a shard) so that shards flush, and commit
+    // manifests, while the others append.
+    let g = Arc::new(Gallery::create(&path, "g", DIM, sharded(4, 64)).unwrap());
+    let mut rng = StdRng::seed_from_u64(26);
+    let vs: Vec<Vec<f32>> = (0..2000).map(|_| unit(&mut rng)).collect();
+    let vs = Arc::new(vs);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (g, vs) = (g.clone(), vs.clone());
+            std::thread::spawn(move || {
+                for chunk in (t * 500..(t + 1) * 500).collect::<Vec<_>>().chunks(7) {
+                    let res = g.insert(chunk.iter().map(|&i| rec(i, vs[i].clone())).collect());
+                    assert!(res.iter().all(|r| r.is_ok()));
+                    if chunk[0].is_multiple_of(49) {
+                        g.delete(&[format!("r{:05}", chunk[0])]).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Each thread deleted the first record of its chunks that start at a
+    // multiple of 49.
+    let deleted = |i: usize| i.is_multiple_of(49) && (i % 500).is_multiple_of(7);
+    let live = (0..2000).filter(|&i| !deleted(i)).count();
+    assert_eq!(g.stats().records as usize, live);
+    drop(g);
+    let g = Gallery::open(&path, "g", sharded(4, 64)).unwrap();
+    assert_eq!(g.stats().records as usize, live);
+    for i in (0..2000).step_by(37) {
+        assert_eq!(g.get(&format!("r{i:05}"), false).is_some(), !deleted(i), "r{i:05}");
+    }
+    let mut rng = StdRng::seed_from_u64(27);
+    for _ in 0..5 {
+        let p = unit(&mut rng);
+        assert_eq!(search(&g, &p, 10), brute(&vs, &p, 10, &deleted));
+    }
 }
