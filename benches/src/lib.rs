@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod accuracy;
+pub mod ann_run;
 pub mod calibration;
 mod error;
 pub mod load;

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use biomatch_benches::ann_run::{GraphRunArgs, read_truth, recall, rss_bytes};
 use biomatch_datasets::read_npy;
 use biomatch_index::ann::{AnnQuery, Graph, HnswParams, prefetch_rows};
 use biomatch_kernels::{Isa, Kernels, Metric, ScanParams, TopK, quantize_i8, scan_topk};
@@ -19,33 +20,11 @@ use serde_json::json;
 /// Builds a graph over a gallery and measures recall@k and QPS per `ef`.
 #[derive(Parser)]
 struct Args {
-    /// Gallery, N x D float32 .npy.
-    #[arg(long)]
-    gallery: PathBuf,
-    /// Queries, Q x D float32 .npy.
-    #[arg(long)]
-    queries: PathBuf,
-    /// Exact top-k ids per query (Q x k float32 .npy); computed here when absent.
-    #[arg(long)]
-    truth: Option<PathBuf>,
+    #[command(flatten)]
+    run: GraphRunArgs,
     /// Where the graph file goes.
     #[arg(long, default_value = "target/ann_bench.hnsw")]
     graph: PathBuf,
-    /// Threads for build and search.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Links per node.
-    #[arg(long, default_value_t = 16)]
-    m: usize,
-    /// Build beam width.
-    #[arg(long, default_value_t = 100)]
-    ef_construction: usize,
-    /// Search beam widths to try.
-    #[arg(long, value_delimiter = ',', default_value = "16,32,64,96,128,200")]
-    ef: Vec<usize>,
-    /// Hits per query.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
     /// Candidates rescored per hit.
     #[arg(long, default_value_t = AnnQuery::DEFAULT_OVERSAMPLE)]
     oversample: usize,
@@ -53,36 +32,22 @@ struct Args {
     /// build); build time is then reported as 0.
     #[arg(long)]
     reuse: bool,
-    /// Times each query set is run per ef (the best run counts).
-    #[arg(long, default_value_t = 3)]
-    repeats: usize,
     /// Skip the exhaustive int8-versus-f32 check (search-only A/B runs);
     /// its field is then null.
     #[arg(long)]
     no_quant_check: bool,
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4096)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
-    let g = read_npy(&a.gallery)?;
-    let q = read_npy(&a.queries)?;
-    let (n, dim, k) = (g.rows, g.cols, a.k);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build()?;
+    let r = &a.run;
+    let g = read_npy(&r.gallery)?;
+    let q = read_npy(&r.queries)?;
+    let (n, dim, k) = (g.rows, g.cols, r.k);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(r.threads).build()?;
     let kernels = Kernels::active();
-    let truth: Vec<Vec<u32>> = match &a.truth {
-        Some(p) => {
-            let t = read_npy(p)?;
-            (0..t.rows)
-                .map(|i| t.row(i)[..k].iter().map(|x| *x as u32).collect())
-                .collect()
-        }
+    let truth: Vec<Vec<u32>> = match &r.truth {
+        Some(p) => read_truth(p, k)?,
         None => pool.install(|| {
             (0..q.rows)
                 .into_par_iter()
@@ -102,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let open_s = t.elapsed().as_secs_f64();
 
     let mut runs = Vec::new();
-    for &ef in &a.ef {
+    for &ef in &r.ef {
         let query = AnnQuery {
             ef,
             oversample: a.oversample,
@@ -111,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (ef, rescore) = query.plan(k);
         let mut best = f64::INFINITY;
         let mut found: Vec<Vec<u32>> = Vec::new();
-        for _ in 0..a.repeats.max(1) {
+        for _ in 0..r.repeats.max(1) {
             let t = Instant::now();
             found = pool.install(|| {
                 (0..q.rows)
@@ -138,9 +103,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "n": n,
         "dim": dim,
         "queries": q.rows,
-        "threads": a.threads,
-        "m": a.m,
-        "ef_construction": a.ef_construction,
+        "threads": r.threads,
+        "m": r.m,
+        "ef_construction": r.ef_construction,
         "build_s": build_s,
         "open_s": open_s,
         "graph_file_bytes": graph.file_len(),
@@ -154,8 +119,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn params(a: &Args) -> HnswParams {
     HnswParams {
-        m: a.m,
-        ef_construction: a.ef_construction,
+        m: a.run.m,
+        ef_construction: a.run.ef_construction,
         ..HnswParams::default()
     }
 }
@@ -191,15 +156,6 @@ fn search(
         top.push(kernels.dot(probe, row_of(row)), u64::from(row));
     }
     top.into_sorted_vec().iter().map(|h| h.id as u32).collect()
-}
-
-fn recall(truth: &[Vec<u32>], found: &[Vec<u32>], k: usize) -> f64 {
-    let hits: usize = truth
-        .iter()
-        .zip(found)
-        .map(|(t, f)| t.iter().take(k).filter(|x| f.contains(x)).count())
-        .sum();
-    hits as f64 / (truth.len() * k) as f64
 }
 
 /// Share of queries whose top-k from an exhaustive int8 scan, rescored in
