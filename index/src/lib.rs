@@ -12,7 +12,7 @@
 //! * A deleted record is never returned again, and after compaction its
 //!   template bytes are in no file of the gallery.
 //!
-//! See `gallery.rs` for the write path and `segment.rs` / `wal.rs` /
+//! See `write.rs` and `shard.rs` for the write path and `segment.rs` / `wal.rs` /
 //! `manifest.rs` for the file formats.
 
 #![warn(missing_docs)]
@@ -31,6 +31,7 @@ mod shard;
 mod state;
 mod state_lock;
 mod wal;
+mod write;
 
 pub use catalog::{Catalog, Entry};
 pub use error::{IndexError, Result};
