@@ -166,7 +166,7 @@ pub struct Gallery {
     pub(crate) manifest: Mutex<Manifest>,
     pub(crate) state: StateLock,
     /// Serialises compaction and optimisation, which rewrite segments
-    /// outside the writer lock (see `rewrite.rs`).
+    /// outside the shards' writer locks (see `rewrite.rs`).
     pub(crate) maintenance: Mutex<()>,
 }
 

@@ -41,12 +41,12 @@ pub(crate) fn shard_of(record_id: &str, shards: usize) -> usize {
     (h % shards.max(1) as u64) as usize
 }
 
-/// Positions of `ids` grouped by shard: entry `s` lists, in order, the
-/// positions whose id belongs to shard `s`.
-pub(crate) fn by_shard<'a>(ids: impl Iterator<Item = &'a str>, shards: usize) -> Vec<Vec<usize>> {
-    let mut groups = vec![Vec::new(); shards.max(1)];
-    for (i, id) in ids.enumerate() {
-        groups[shard_of(id, shards)].push(i);
+/// `items` grouped by the shard of their record id (`id` reads it): entry
+/// `s` holds, in their order, the items of shard `s`.
+pub(crate) fn by_shard<T>(items: impl IntoIterator<Item = T>, shards: usize, id: impl Fn(&T) -> &str) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = (0..shards.max(1)).map(|_| Vec::new()).collect();
+    for item in items {
+        groups[shard_of(id(&item), shards)].push(item);
     }
     groups
 }
@@ -159,14 +159,7 @@ mod tests {
         assert_eq!(first, [3, 0, 1, 2, 3, 0, 1, 2]);
         assert_eq!(shard_of("face-17", 3), 2);
         assert_eq!(shard_of("anything", 1), 0);
-        let groups = by_shard(
-            (0..4000)
-                .map(|i| format!("rec-{i}"))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str),
-            4,
-        );
+        let groups = by_shard((0..4000).map(|i| format!("rec-{i}")), 4, String::as_str);
         for g in &groups {
             assert!((800..1200).contains(&g.len()), "{}", g.len());
         }

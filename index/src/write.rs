@@ -13,7 +13,7 @@ use crate::gallery::{Gallery, MANIFEST, NewRecord};
 use crate::manifest::SegmentEntry;
 use crate::record::RecordMeta;
 use crate::segment::Segment;
-use crate::shard::{ShardWriter, by_shard, log_name, shard_of};
+use crate::shard::{ShardWriter, by_shard, log_name};
 use crate::state::{Loc, SegSlot};
 use crate::wal::WalEntryRef;
 
@@ -26,11 +26,9 @@ impl Gallery {
     /// record is durable.
     pub fn insert(&self, items: Vec<NewRecord>) -> Vec<Result<()>> {
         let n = items.len();
-        let shards = self.shards.len();
-        let mut groups: Vec<Vec<(usize, NewRecord)>> = (0..shards).map(|_| Vec::new()).collect();
-        for (i, it) in items.into_iter().enumerate() {
-            groups[shard_of(&it.meta.record_id, shards)].push((i, it));
-        }
+        let groups = by_shard(items.into_iter().enumerate(), self.shards.len(), |(_, it)| {
+            it.meta.record_id.as_str()
+        });
         let busy: Vec<(usize, Vec<(usize, NewRecord)>)> =
             groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()).collect();
         let outcomes: Vec<Vec<(usize, Result<()>)>> = if busy.len() <= 1 {
@@ -60,7 +58,7 @@ impl Gallery {
         // A record id always hashes to the same shard, so this lock alone
         // keeps two enrolls of one id from both passing `admit`.
         let mut w = self.shards[s].lock();
-        let mut outcomes = self.admit(&group);
+        let mut outcomes = self.admit(group.iter().map(|(_, it)| it));
         let refs: Vec<WalEntryRef<'_>> = group
             .iter()
             .zip(&outcomes)
@@ -113,14 +111,9 @@ impl Gallery {
     /// [`insert`]: Gallery::insert
     pub fn insert_bulk(&self, items: Vec<NewRecord>) -> Vec<Result<()>> {
         let mut writers = self.lock_shards();
-        let items: Vec<(usize, NewRecord)> = items.into_iter().enumerate().collect();
         let mut results = self.admit(&items);
-        let mut groups: Vec<Vec<&NewRecord>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
-        for ((_, it), r) in items.iter().zip(&results) {
-            if r.is_ok() {
-                groups[shard_of(&it.meta.record_id, self.shards.len())].push(it);
-            }
-        }
+        let admitted = items.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(it, _)| it);
+        let groups = by_shard(admitted, self.shards.len(), |it| it.meta.record_id.as_str());
         if groups.iter().all(Vec::is_empty) {
             return results;
         }
@@ -147,12 +140,12 @@ impl Gallery {
     /// dimension, or an id already live or repeated among them, is refused;
     /// `Ok` means admitted. Called with the writer lock of every shard those
     /// records belong to.
-    fn admit(&self, items: &[(usize, NewRecord)]) -> Vec<Result<()>> {
+    fn admit<'a>(&self, items: impl IntoIterator<Item = &'a NewRecord>) -> Vec<Result<()>> {
         let st = self.state.read();
         let mut seen = HashSet::new();
         items
-            .iter()
-            .map(|(_, it)| {
+            .into_iter()
+            .map(|it| {
                 if it.vector.len() != self.dim {
                     Err(IndexError::Dimension {
                         expected: self.dim,
@@ -172,17 +165,13 @@ impl Gallery {
     /// log append fails, the error is returned and the shards logged before
     /// it keep their deletes.
     pub fn delete(&self, record_ids: &[String]) -> Result<Vec<String>> {
-        let groups = by_shard(record_ids.iter().map(String::as_str), self.shards.len());
+        let groups = by_shard(record_ids, self.shards.len(), |id| id.as_str());
         let mut deleted = Vec::new();
-        for (s, positions) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
+        for (s, ids) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
             let mut w = self.shards[s].lock();
             let live: Vec<&String> = {
                 let st = self.state.read();
-                positions
-                    .iter()
-                    .map(|&i| &record_ids[i])
-                    .filter(|id| st.ids.contains_key(id.as_str()))
-                    .collect()
+                ids.into_iter().filter(|id| st.ids.contains_key(id.as_str())).collect()
             };
             if live.is_empty() {
                 continue;
